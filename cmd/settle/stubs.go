@@ -1,0 +1,24 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+func notYet(name string) func([]string, io.Writer, io.Writer) int {
+	return func(_ []string, _, stderr io.Writer) int {
+		fmt.Fprintf(stderr, "settle %s: not built yet\n", name)
+		return exitFail
+	}
+}
+
+var (
+	runPlan     = notYet("plan")
+	runDrift    = notYet("drift")
+	runApply    = notYet("apply")
+	runAgent    = notYet("agent")
+	runStatus   = notYet("status")
+	runHistory  = notYet("history")
+	runSnapshot = notYet("snapshot")
+	runReport   = notYet("report")
+)

@@ -1,0 +1,69 @@
+package desired
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Problem is one thing wrong with a desired file. Messages never carry a
+// value that could be a secret; they name the key instead.
+type Problem struct {
+	File string
+	Line int // 0 when unknown
+	Key  string
+	Msg  string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d", p.Line)
+	}
+	b.WriteString(": ")
+	if p.Key != "" {
+		b.WriteString(p.Key + ": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is every problem found in one file, in line order. It is the
+// error Load returns for an invalid file.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// shown returns a value fit to quote in a message, or a placeholder when it
+// might be a secret or is too long to be useful.
+func shown(v string) string {
+	if len(v) > 80 || looksSecret(v) {
+		return "(value not shown)"
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return "(value not shown)"
+		}
+	}
+	return fmt.Sprintf("%q", v)
+}
+
+// looksSecret flags URLs with user info and anything that mentions a password.
+func looksSecret(v string) bool {
+	l := strings.ToLower(v)
+	if strings.Contains(l, "://") && strings.Contains(l, "@") {
+		return true
+	}
+	for _, w := range []string{"password", "passwd", "secret", "token", "pwd="} {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
+}

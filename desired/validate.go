@@ -1,0 +1,295 @@
+package desired
+
+import (
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Character sets for every value that reaches a command line, a file or SQL.
+var (
+	appNameRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$`)
+	upstreamRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$`)
+	// Database names stay short enough that settle's kept and scratch names
+	// (database + suffix) fit PostgreSQL's 63-byte limit.
+	databaseRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,31}$`)
+	SnapshotRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+	envNameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	prefixRe   = regexp.MustCompile(`^[A-Za-z0-9_:.{}-]{1,128}$`)
+	relPathRe  = regexp.MustCompile(`^[A-Za-z0-9_./@+-]+$`)
+)
+
+// ResourceKinds are the resource kinds a per-resource mode can name.
+var ResourceKinds = []string{"pm2", "nginx", "postgres", "redis"}
+
+type adder func(key, format string, args ...any)
+
+// validate checks every rule that needs no I/O and reports each failure.
+func validate(d *Desired, md toml.MetaData, add adder) {
+	missing := false
+	for _, sec := range []string{"app", "app.blue", "app.green", "pm2", "nginx"} {
+		if !md.IsDefined(strings.Split(sec, ".")...) {
+			add("", "missing section [%s]", sec)
+			missing = true
+		}
+	}
+	if missing {
+		return // the keys of a missing section would only repeat the news
+	}
+	a := &d.App
+	if a.Name == "" {
+		add("app.name", "required; the PM2 processes are named <name>-blue and <name>-green")
+	} else if !appNameRe.MatchString(a.Name) {
+		add("app.name", "%s is not a valid app name; use letters, digits, '-' and '_' (at most 48)", shown(a.Name))
+	}
+	oneOf(add, "app.active", a.Active, Blue, Green)
+	oneOf(add, "app.standby", a.Standby, StandbyRunning, StandbyStopped)
+	duration(add, "app.start_timeout", a.StartTimeout, time.Second, time.Hour)
+	color(add, "app.blue", &a.Blue)
+	color(add, "app.green", &a.Green)
+	if a.Blue.Port != 0 && a.Blue.Port == a.Green.Port {
+		add("app.green.port", "blue and green both use port %d; each color needs its own port", a.Green.Port)
+	}
+
+	absPath(add, "pm2.home", d.PM2.Home, true)
+	binary(add, "pm2.bin", d.PM2.Bin)
+
+	n := &d.Nginx
+	if n.Upstream == "" {
+		add("nginx.upstream", "required; the name of the upstream block settle owns")
+	} else if !upstreamRe.MatchString(n.Upstream) {
+		add("nginx.upstream", "%s is not a valid upstream name; use letters, digits, '-' and '_'", shown(n.Upstream))
+	}
+	absPath(add, "nginx.upstream_file", n.UpstreamFile, true)
+	absPath(add, "nginx.config", n.Config, true)
+	absPath(add, "nginx.prefix", n.Prefix, false)
+	absPath(add, "nginx.error_log", n.ErrorLog, false)
+	absPath(add, "nginx.access_log", n.AccessLog, false)
+	binary(add, "nginx.bin", n.Bin)
+	if n.VerifyURL != "" {
+		httpURL(add, "nginx.verify_url", n.VerifyURL)
+	}
+	if n.UpstreamFile != "" && n.UpstreamFile == n.Config {
+		add("nginx.upstream_file", "must not be the main nginx config; settle rewrites this file whole")
+	}
+
+	if p := d.Postgres; p != nil {
+		postgres(add, p)
+	}
+	if r := d.Redis; r != nil {
+		redis(add, r, d.Postgres != nil)
+	}
+	agent(add, &d.Agent)
+}
+
+func color(add adder, sec string, c *Color) {
+	absPath(add, sec+".dir", c.Dir, true)
+	port(add, sec+".port", c.Port)
+	switch {
+	case c.Ecosystem == "":
+		add(sec+".ecosystem", "required; the PM2 ecosystem file, relative to dir (e.g. \"ecosystem.config.js\")")
+	default:
+		relPath(add, sec+".ecosystem", c.Ecosystem)
+	}
+	if c.HealthURL == "" {
+		add(sec+".health_url", "required; an http URL that answers 200 when this color is healthy")
+	} else {
+		httpURL(add, sec+".health_url", c.HealthURL)
+	}
+	if c.EnvFile != "" {
+		relPath(add, sec+".env_file", c.EnvFile)
+	}
+}
+
+func postgres(add adder, p *Postgres) {
+	switch {
+	case p.Database == "":
+		add("postgres.database", "required; the live database's name")
+	case !databaseRe.MatchString(p.Database):
+		add("postgres.database", "%s is not a name settle accepts; use lower-case letters, digits and '_' (at most 32)", shown(p.Database))
+	}
+	switch {
+	case p.Snapshot == "":
+		add("postgres.snapshot", "required; the ID of the snapshot that must be live (its file name in snapshot_dir without extension)")
+	case !SnapshotRe.MatchString(p.Snapshot) || strings.Contains(p.Snapshot, ".."):
+		add("postgres.snapshot", "%s is not a valid snapshot ID; use letters, digits, '.', '-' and '_', no path", shown(p.Snapshot))
+	}
+	absPath(add, "postgres.snapshot_dir", p.SnapshotDir, true)
+	envName(add, "postgres.dsn_env", p.DSNEnv, true, "SETTLE_PG_DSN")
+	absPath(add, "postgres.bin_dir", p.BinDir, false)
+	if p.RestoreSerial < 0 {
+		add("postgres.restore_serial", "must be 0 or more; raise it by one to restore the same snapshot again")
+	}
+	duration(add, "postgres.keep_replaced", p.KeepReplaced, 0, 10*365*24*time.Hour)
+	if p.Jobs < 1 || p.Jobs > 64 {
+		add("postgres.jobs", "must be between 1 and 64")
+	}
+}
+
+func redis(add adder, r *Redis, havePostgres bool) {
+	if r.Addr == "" {
+		add("redis.addr", "required; host:port of the Redis server")
+	} else {
+		hostPort(add, "redis.addr", r.Addr)
+	}
+	if r.DB < 0 || r.DB > 15 {
+		add("redis.db", "must be between 0 and 15")
+	}
+	envName(add, "redis.password_env", r.PasswordEnv, false, "REDIS_PASSWORD")
+	if r.KeyPrefix != "" && !prefixRe.MatchString(r.KeyPrefix) {
+		add("redis.key_prefix", "%s may hold only letters, digits and _:.{}- (no glob characters)", shown(r.KeyPrefix))
+	}
+	if r.FlushOnSnapshotChange && !havePostgres {
+		add("redis.flush_on_snapshot_change", "needs a [postgres] section: the cache is flushed when postgres.snapshot changes")
+	}
+}
+
+func agent(add adder, a *Agent) {
+	absPath(add, "agent.state_dir", a.StateDir, true)
+	oneOf(add, "agent.mode", a.Mode, ModeEnforce, ModeReport)
+	for k, m := range a.Modes {
+		key := "agent.modes." + k
+		if !contains(ResourceKinds, k) {
+			msg := "unknown resource kind `" + k + "`; kinds: " + strings.Join(ResourceKinds, ", ")
+			if s := nearest(k, ResourceKinds); s != "" {
+				msg += "; did you mean `" + s + "`?"
+			}
+			add(key, "%s", msg)
+			continue
+		}
+		oneOf(add, key, m, ModeEnforce, ModeReport)
+	}
+	duration(add, "agent.resync", a.Resync, time.Second, 24*time.Hour)
+	duration(add, "agent.debounce", a.Debounce, 0, 10*time.Second)
+	hostPort(add, "agent.listen", a.Listen)
+	envName(add, "agent.notify_url_env", a.NotifyEnv, false, "SETTLE_WEBHOOK_URL")
+}
+
+func oneOf(add adder, key, v string, allowed ...string) {
+	if contains(allowed, v) {
+		return
+	}
+	if v == "" {
+		add(key, "required; one of %s", quoteAll(allowed))
+		return
+	}
+	msg := shown(v) + " is not one of " + quoteAll(allowed)
+	if s := nearest(strings.ToLower(v), allowed); s != "" {
+		msg += "; did you mean \"" + s + "\"?"
+	}
+	add(key, "%s", msg)
+}
+
+func quoteAll(vs []string) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = strconv.Quote(v)
+	}
+	return strings.Join(q, ", ")
+}
+
+func contains(vs []string, v string) bool {
+	for _, x := range vs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func port(add adder, key string, p int) {
+	if p < 1 || p > 65535 {
+		add(key, "port %d is out of range; use 1..65535", p)
+	}
+}
+
+func absPath(add adder, key, p string, required bool) {
+	switch {
+	case p == "" && required:
+		add(key, "required; an absolute path")
+	case p == "":
+	case looksSecret(p):
+		add(key, "does not look like a path; the value looks like a secret and is not shown")
+	case !filepath.IsAbs(p):
+		add(key, "%s is not an absolute path; write it starting with /", shown(p))
+	case hasDotDot(p) || strings.ContainsAny(p, "\x00\n\r"):
+		add(key, "%s must not contain '..' or control characters", shown(p))
+	}
+}
+
+func relPath(add adder, key, p string) {
+	switch {
+	case filepath.IsAbs(p):
+		add(key, "%s must be relative to the color's dir", shown(p))
+	case hasDotDot(p) || !relPathRe.MatchString(p):
+		add(key, "%s must be a plain relative path (letters, digits, ./_-@+, no '..')", shown(p))
+	}
+}
+
+func hasDotDot(p string) bool {
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+func binary(add adder, key, b string) {
+	if b == "" || filepath.IsAbs(b) && !hasDotDot(b) || relPathRe.MatchString(b) && !strings.Contains(b, "/") {
+		return
+	}
+	add(key, "%s must be a program name found on PATH or an absolute path", shown(b))
+}
+
+func httpURL(add adder, key, raw string) {
+	if looksSecret(raw) {
+		add(key, "must not carry credentials; the value looks like a secret and is not shown")
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add(key, "%s is not an http(s) URL like \"http://127.0.0.1:3000/api/health\"", shown(raw))
+	}
+}
+
+func hostPort(add adder, key, v string) {
+	if v == "" {
+		return
+	}
+	h, p, err := net.SplitHostPort(v)
+	n, perr := strconv.Atoi(p)
+	if err != nil || h == "" || perr != nil || n < 1 || n > 65535 || strings.ContainsAny(h, "/ @") {
+		add(key, "%s is not host:port (e.g. \"127.0.0.1:6379\")", shown(v))
+	}
+}
+
+func envName(add adder, key, v string, required bool, example string) {
+	switch {
+	case v == "" && required:
+		add(key, "required; the name of the environment variable that holds the secret (e.g. %q)", example)
+	case v == "":
+	case !envNameRe.MatchString(v):
+		add(key, "must name an environment variable (like %q), not hold the value itself; the value is not shown", example)
+	}
+}
+
+func duration(add adder, key, v string, lo, hi time.Duration) {
+	if v == "" {
+		return
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		add(key, "%s is not a duration; write it like \"30s\", \"5m\" or \"168h\"", shown(v))
+		return
+	}
+	if d < lo || d > hi {
+		add(key, "%s is out of range; use between %s and %s", shown(v), lo, hi)
+	}
+}
