@@ -50,6 +50,13 @@ func Up(ctx context.Context, dir string, logf func(format string, args ...any)) 
 	if err := prepareDir(dir); err != nil {
 		return nil, err
 	}
+	// Refuse before arming the deferred Down: tearing down a live sandbox
+	// because someone ran up twice would be a nasty surprise.
+	for _, f := range []string{metaFile, "pg"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return nil, fmt.Errorf("sandbox: %s already holds a sandbox (%s); run down and remove it first", dir, f)
+		}
+	}
 	defer func() {
 		if err != nil {
 			logf("sandbox: up failed, tearing down %s", dir)
