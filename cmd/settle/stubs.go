@@ -13,9 +13,6 @@ func notYet(name string) func([]string, io.Writer, io.Writer) int {
 }
 
 var (
-	runPlan     = notYet("plan")
-	runDrift    = notYet("drift")
-	runApply    = notYet("apply")
 	runAgent    = notYet("agent")
 	runStatus   = notYet("status")
 	runHistory  = notYet("history")

@@ -1,0 +1,186 @@
+package controller
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"settle/desired"
+	"settle/reconcilers"
+	"settle/state"
+)
+
+// Engine runs reconcile passes and keeps the journal and status.json. One
+// engine serves the one-shot apply and the agent alike.
+type Engine struct {
+	Host    reconcilers.Host
+	Log     *slog.Logger
+	Journal *state.Journal
+	Dir     string // state dir
+	Mode    func(d *desired.Desired, kind string) string
+
+	mu     sync.Mutex
+	status state.Status
+}
+
+// NewEngine opens the state dir's journal and picks up the last status.
+func NewEngine(h reconcilers.Host, log *slog.Logger, dir string) (*Engine, error) {
+	j, err := state.OpenJournal(dir)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{Host: h, Log: log, Journal: j, Dir: dir}
+	if st, err := state.ReadStatus(dir); err == nil {
+		e.status = *st
+	}
+	e.status.PID = os.Getpid()
+	e.status.StartedAt = time.Now().UTC()
+	return e, nil
+}
+
+// Status returns a copy of the current status.
+func (e *Engine) Status() state.Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.status
+	return s
+}
+
+// Update changes the status under the lock and writes it out.
+func (e *Engine) Update(f func(s *state.Status)) {
+	e.mu.Lock()
+	f(&e.status)
+	s := e.status
+	e.mu.Unlock()
+	if err := state.WriteStatus(e.Dir, &s); err != nil {
+		e.Log.Warn("cannot write status", "err", err)
+	}
+}
+
+// Observe computes and classifies the plan for d, without acting.
+func (e *Engine) Observe(ctx context.Context, d *desired.Desired) *Plan {
+	p := Compute(ctx, e.Host, d)
+	Classify(p, e.Status().AppliedWants)
+	return p
+}
+
+// Converge observes, applies what differs (minus report-mode kinds when
+// apply is false for them), proves the result, and records everything.
+func (e *Engine) Converge(ctx context.Context, d *desired.Desired) *Result {
+	p := e.Observe(ctx, d)
+	e.record(d, p)
+	if p.InSync() {
+		e.converged(d, p)
+		return &Result{Plan: p, After: p}
+	}
+	reportOnly := func(kind string) bool { return e.Mode != nil && e.Mode(d, kind) == desired.ModeReport }
+	if onlyReported(p, reportOnly) {
+		// Nothing to do that we are allowed to do: drift is reported, not fought.
+		return &Result{Plan: p, After: p}
+	}
+	e.Journal.Append(state.Stamp(state.Entry{Event: state.EvApplyBegin, Detail: summarize(p)}, d))
+	for _, a := range p.Actions() {
+		e.Log.Info("plan", "resource", a.Kind+"/"+a.Resource, "action", a.Detail)
+	}
+	e.Update(func(s *state.Status) { s.Phase = "applying" })
+	start := time.Now()
+	res := Apply(ctx, e.Host, p, ApplyOptions{Recorder: e.logRecorder(), ReportOnly: reportOnly})
+	end := state.Stamp(state.Entry{Event: state.EvApplyEnd, DurationMS: float64(time.Since(start).Microseconds()) / 1000, Outcome: "ok"}, d)
+	if res.Err != nil {
+		end.Outcome, end.Error = "failed", res.Err.Error()
+	}
+	e.Journal.Append(end)
+	e.record(d, res.After)
+	if res.Err == nil && res.After.InSync() {
+		e.converged(d, res.After)
+	} else {
+		e.Update(func(s *state.Status) {
+			s.Phase, s.LastError = "failed", errString(res.Err)
+		})
+	}
+	return res
+}
+
+func onlyReported(p *Plan, reportOnly func(string) bool) bool {
+	for _, r := range p.Resources {
+		if r.Status != reconcilers.InSync && !reportOnly(r.Kind) {
+			return false
+		}
+	}
+	return true
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return reconcilers.Redact(err.Error())
+}
+
+func summarize(p *Plan) string {
+	s := ""
+	for _, r := range p.Resources {
+		if r.Status != reconcilers.InSync {
+			if s != "" {
+				s += "; "
+			}
+			s += r.ID() + ": " + r.Actual + " -> " + r.Desired
+		}
+	}
+	return s
+}
+
+// record stores what was seen in status.
+func (e *Engine) record(d *desired.Desired, p *Plan) {
+	e.Update(func(s *state.Status) {
+		s.File = d.Path
+		s.Seen = genOf(d)
+		s.Resources = s.Resources[:0]
+		for _, r := range p.Resources {
+			s.Resources = append(s.Resources, state.FromResource(r, p.ObservedAt))
+		}
+		if p.InSync() {
+			s.Phase, s.Message = "converged", ""
+		} else if s.Phase != "applying" {
+			s.Phase = "drifted"
+		}
+	})
+}
+
+func (e *Engine) converged(d *desired.Desired, p *Plan) {
+	e.Update(func(s *state.Status) {
+		if s.Applied.Generation != d.Generation {
+			s.Applied = genOf(d)
+		}
+		s.Phase, s.LastError, s.Message = "converged", "", ""
+		s.AppliedWants = p.Wants()
+	})
+}
+
+func genOf(d *desired.Desired) state.Gen {
+	g := state.Gen{Generation: d.Generation, Commit: d.Git.Commit, Dirty: d.Git.Dirty, Active: d.App.Active, At: time.Now().UTC()}
+	if d.Postgres != nil {
+		g.Snapshot = d.Postgres.Snapshot
+	}
+	return g
+}
+
+// logRecorder journals and logs each action.
+func (e *Engine) logRecorder() Recorder { return logRec{e} }
+
+type logRec struct{ e *Engine }
+
+func (l logRec) Begin(d *desired.Desired, a reconcilers.Action) {
+	l.e.Journal.Begin(d, a)
+}
+
+func (l logRec) End(d *desired.Desired, a reconcilers.Action, took time.Duration, err error) {
+	l.e.Journal.End(d, a, took, err)
+	if err != nil {
+		l.e.Log.Error("action failed", "resource", a.Kind+"/"+a.Resource, "op", a.Op, "took", took.Round(time.Millisecond), "err", errString(err))
+		return
+	}
+	l.e.Log.Info("action done", "resource", a.Kind+"/"+a.Resource, "op", a.Op, "took", took.Round(time.Millisecond))
+}
