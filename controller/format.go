@@ -26,7 +26,7 @@ type PlanJSON struct {
 type ResourceJSON struct {
 	Kind    string   `json:"kind"`
 	Name    string   `json:"name"`
-	Status  string   `json:"status"` // in_sync | drifted | unknown | error
+	Status  string   `json:"status"`          // in_sync | drifted | unknown | error
 	Cause   string   `json:"cause,omitempty"` // intended | drift, when not in sync
 	Desired string   `json:"desired"`
 	Actual  string   `json:"actual"`

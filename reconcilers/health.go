@@ -10,10 +10,10 @@ import (
 
 // Probe is the answer of an HTTP health or verify URL.
 type Probe struct {
-	Code  int
-	Body  []byte // first 4 KiB
-	Err   error
-	Took  time.Duration
+	Code int
+	Body []byte // first 4 KiB
+	Err  error
+	Took time.Duration
 }
 
 // OK is a 200 answer.

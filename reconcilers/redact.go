@@ -32,9 +32,9 @@ func AddSecret(v string) {
 }
 
 var secretPatterns = []*regexp.Regexp{
-	regexp.MustCompile(`(://[^:/@\s]*:)[^@\s]*@`),                                    // URL user info
+	regexp.MustCompile(`(://[^:/@\s]*:)[^@\s]*@`),                                                 // URL user info
 	regexp.MustCompile(`(?i)((?:password|passwd|pwd|secret|token|api_key)\s*[=:]\s*)[^\s&,;"']+`), // key=value
-	regexp.MustCompile(`(?i)("(?:[a-z_]*password|[a-z_]*secret|[a-z_]*token)"\s*:\s*")[^"]*`),       // JSON
+	regexp.MustCompile(`(?i)("(?:[a-z_]*password|[a-z_]*secret|[a-z_]*token)"\s*:\s*")[^"]*`),     // JSON
 }
 
 // Redact masks registered secrets and anything shaped like a credential.

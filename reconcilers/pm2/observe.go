@@ -123,12 +123,12 @@ type jproc struct {
 	PMID int    `json:"pm_id"`
 	PID  int    `json:"pid"`
 	Env  struct {
-		Status     string  `json:"status"`
-		Uptime     float64 `json:"pm_uptime"`
-		Restarts   int     `json:"restart_time"`
-		Cwd        string  `json:"pm_cwd"`
-		ErrLog     string  `json:"pm_err_log_path"`
-		MinUptime  any     `json:"min_uptime"`
+		Status    string  `json:"status"`
+		Uptime    float64 `json:"pm_uptime"`
+		Restarts  int     `json:"restart_time"`
+		Cwd       string  `json:"pm_cwd"`
+		ErrLog    string  `json:"pm_err_log_path"`
+		MinUptime any     `json:"min_uptime"`
 	} `json:"pm2_env"`
 }
 
