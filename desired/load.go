@@ -71,10 +71,12 @@ func Parse(name string, data []byte) (*Desired, error) {
 	if !utf8.Valid(data) {
 		return nil, Problems{{File: name, Line: firstBadLine(data), Msg: "the file is not UTF-8 text"}}
 	}
-	if blank(data) {
+	// Windows editors often save a UTF-8 BOM; it is not content.
+	text := bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	if blank(text) {
 		return nil, Problems{{File: name, Msg: "the file is empty or holds only comments; refusing to read it as \"desired: nothing\" (if an editor is still writing it, save again)"}}
 	}
-	src := string(data)
+	src := string(text)
 	var d Desired
 	md, err := decode(src, &d)
 	if err != nil {
@@ -83,7 +85,7 @@ func Parse(name string, data []byte) (*Desired, error) {
 	lines := keyLines(src)
 	var ps Problems
 	add := func(key, format string, args ...any) {
-		ps = append(ps, Problem{File: name, Line: lineOf(lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+		ps = append(ps, Problem{File: name, Line: lineOf(lines, key), Key: safeKey(key), Msg: fmt.Sprintf(format, args...)})
 	}
 	if !md.IsDefined("schema") {
 		add("", "no `schema` key; add `schema = %d` as the first line", SupportedSchema)
@@ -91,7 +93,10 @@ func Parse(name string, data []byte) (*Desired, error) {
 		add("schema", "schema %d is not supported by this settle; it reads schema %d", d.Schema, SupportedSchema)
 	}
 	for _, k := range md.Undecoded() {
-		unknownKey(k, add)
+		if p, ok := unknownKey(md, k); ok {
+			p.File, p.Line = name, lineOf(lines, strings.Join(k, "."))
+			ps = append(ps, p)
+		}
 	}
 	d.applyDefaults()
 	validate(&d, md, add)
@@ -111,7 +116,8 @@ func Parse(name string, data []byte) (*Desired, error) {
 func decode(src string, d *Desired) (md toml.MetaData, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("the TOML parser failed on this file (%v); check quoting and brackets", r)
+			// The panic value may quote the input, so it stays out of the message.
+			err = errors.New("the TOML parser failed on this file; check quoting and brackets")
 		}
 	}()
 	return toml.Decode(src, d)
@@ -128,16 +134,16 @@ var (
 func decodeProblem(name, src string, err error) Problem {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return parseProblem(name, pe)
+		return parseProblem(name, src, pe)
 	}
 	m := typeErrRe.FindStringSubmatch(err.Error())
 	if m == nil {
-		return Problem{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+		return Problem{File: name, Msg: scrub(strings.TrimPrefix(err.Error(), "toml: "))}
 	}
 	line, _ := strconv.Atoi(m[1])
-	key, msg := m[2], m[3]
+	key, msg := safeKey(m[2]), scrub(m[3])
 	if line == 0 {
-		line = lineOf(keyLines(src), key)
+		line = lineOf(keyLines(src), m[2])
 	}
 	p := Problem{File: name, Line: line, Key: key, Msg: msg}
 	if t := badTypeRe.FindStringSubmatch(msg); t != nil {
@@ -152,16 +158,60 @@ func decodeProblem(name, src string, err error) Problem {
 	return p
 }
 
-func parseProblem(name string, pe toml.ParseError) Problem {
-	p := Problem{File: name, Line: pe.Position.Line, Msg: pe.Message}
+func parseProblem(name, src string, pe toml.ParseError) Problem {
+	msg := scrub(pe.Message)
+	p := Problem{File: name, Line: errLine(src, pe.Position), Msg: msg}
 	switch {
-	case strings.Contains(pe.Message, "has already been defined"):
-		p.Msg = strings.TrimSuffix(pe.Message, ".") + "; each key and table may appear only once"
-	case strings.Contains(pe.Message, "unexpected EOF"), strings.Contains(pe.Message, "unterminated"),
-		strings.Contains(pe.Message, "newlines not allowed"):
-		p.Msg = pe.Message + " (a string or bracket is not closed: is the file truncated or a quote missing?)"
+	case strings.Contains(msg, "has already been defined"), strings.Contains(msg, "was already created"):
+		p.Msg = strings.TrimSuffix(msg, ".") + "; each key and table may appear only once"
+	case strings.Contains(msg, "unexpected EOF"), strings.Contains(msg, "unterminated"),
+		strings.Contains(msg, "newlines not allowed"), strings.Contains(msg, "cannot contain newlines"),
+		strings.Contains(msg, "to end table name"):
+		p.Msg = msg + " (a string or bracket is not closed: is the file truncated or a quote missing?)"
 	}
 	return p
+}
+
+// errLine prefers the error's byte offset: the library's line counter has
+// already moved past a newline when the newline itself is the offending rune.
+func errLine(src string, pos toml.Position) int {
+	if pos.Start < 0 || pos.Start > len(src) || pos.Start == 0 && pos.Line > 1 {
+		return pos.Line
+	}
+	return 1 + strings.Count(src[:pos.Start], "\n")
+}
+
+var quotedRe = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'[^']*'`)
+
+// scrub hides the input the library quotes in its messages: a lexer error
+// can echo a whole string up to the fault, password and all. Single
+// characters and short tokens stay, as they say what the parser tripped on;
+// keys stay when they are fit to show.
+func scrub(msg string) string {
+	keyMsg := strings.HasPrefix(msg, "Key ") || strings.Contains(msg, "is not a table")
+	msg = quotedRe.ReplaceAllStringFunc(msg, func(q string) string {
+		inner := q[1 : len(q)-1]
+		if keyMsg {
+			if safeKey(inner) == inner {
+				return q
+			}
+			return "(key not shown)"
+		}
+		if utf8.RuneCountInString(inner) <= 4 && !looksSecret(inner) {
+			return q
+		}
+		return "(value not shown)"
+	})
+	// Some messages quote a raw newline; a problem is one line.
+	var b strings.Builder
+	for _, r := range msg {
+		if r < 0x20 || r == 0x7f {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func tomlTypeName(t string) string {
@@ -217,25 +267,29 @@ func firstBadLine(data []byte) int {
 	return 0
 }
 
-// unknownKey reports a key the schema does not have, with the nearest valid
-// name at the same level.
-func unknownKey(k toml.Key, add func(key, format string, args ...any)) {
+// unknownKey words the problem for a key the schema does not have, with the
+// nearest valid name at the same level. It leaves File and Line to Parse.
+func unknownKey(md toml.MetaData, k toml.Key) (Problem, bool) {
 	parent, leaf := strings.Join(k[:len(k)-1], "."), k[len(k)-1]
 	valid, ok := schemaKeys()[parent]
 	if !ok {
-		return // under an unknown table, which is reported itself
+		return Problem{}, false // under an unknown table, which is reported itself
 	}
 	where := "at the top level"
 	if parent != "" {
 		where = "in [" + parent + "]"
 	}
-	msg := fmt.Sprintf("unknown key `%s` %s", leaf, where)
+	what := "key"
+	if md.Type(k...) == "Hash" {
+		what = "table"
+	}
+	msg := fmt.Sprintf("unknown %s `%s` %s", what, safeKey(toml.Key{leaf}.String()), where)
 	if s := nearest(leaf, valid); s != "" {
 		msg += fmt.Sprintf("; did you mean `%s`?", s)
 	} else {
 		msg += "; valid keys: " + strings.Join(valid, ", ")
 	}
-	add(k.String(), "%s", msg)
+	return Problem{Key: safeKey(k.String()), Msg: msg}, true
 }
 
 // schemaKeys lists the valid keys of every table, from the struct tags.

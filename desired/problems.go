@@ -3,6 +3,7 @@ package desired
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Problem is one thing wrong with a desired file. Messages never carry a
@@ -66,4 +67,27 @@ func looksSecret(v string) bool {
 		}
 	}
 	return false
+}
+
+// safeKey returns a key fit to print. Keys are the operator's own words, but
+// a quoted key can hold anything, a pasted DSN or a newline that would forge
+// a second FILE:LINE line.
+func safeKey(k string) string {
+	if len(k) > 80 || looksSecret(k) && !isSchemaKey(k) {
+		return "(key not shown)"
+	}
+	for _, r := range k {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return "(key not shown)"
+		}
+	}
+	return k
+}
+
+func isSchemaKey(k string) bool {
+	i := strings.LastIndex(k, ".")
+	if i < 0 {
+		return contains(schemaKeys()[""], k)
+	}
+	return contains(schemaKeys()[k[:i]], k[i+1:])
 }

@@ -23,6 +23,11 @@ var (
 	envNameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	prefixRe   = regexp.MustCompile(`^[A-Za-z0-9_:.{}-]{1,128}$`)
 	relPathRe  = regexp.MustCompile(`^[A-Za-z0-9_./@+-]+$`)
+	// Absolute paths reach argv and may be written into nginx config, so
+	// whitespace, quotes, ';', '{', '}', '$' and control characters stay out.
+	absPathRe = regexp.MustCompile(`^/[A-Za-z0-9_./@+,:~-]*$`)
+	hostRe    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+	digitsRe  = regexp.MustCompile(`^[0-9]{1,5}$`)
 )
 
 // ResourceKinds are the resource kinds a per-resource mode can name.
@@ -84,6 +89,11 @@ func validate(d *Desired, md toml.MetaData, add adder) {
 	}
 	if r := d.Redis; r != nil {
 		redis(add, r, d.Postgres != nil)
+	}
+	// The TOML library leaves a map destination empty, without an error,
+	// when the value is not a table.
+	if md.IsDefined("agent", "modes") && md.Type("agent", "modes") != "Hash" {
+		add("agent.modes", "must be a table of resource kind to mode, like { postgres = \"report\" }")
 	}
 	agent(add, &d.Agent)
 }
@@ -156,7 +166,7 @@ func agent(add adder, a *Agent) {
 	for k, m := range a.Modes {
 		key := "agent.modes." + k
 		if !contains(ResourceKinds, k) {
-			msg := "unknown resource kind `" + k + "`; kinds: " + strings.Join(ResourceKinds, ", ")
+			msg := "unknown resource kind `" + safeKey(toml.Key{k}.String()) + "`; kinds: " + strings.Join(ResourceKinds, ", ")
 			if s := nearest(k, ResourceKinds); s != "" {
 				msg += "; did you mean `" + s + "`?"
 			}
@@ -218,8 +228,10 @@ func absPath(add adder, key, p string, required bool) {
 		add(key, "does not look like a path; the value looks like a secret and is not shown")
 	case !filepath.IsAbs(p):
 		add(key, "%s is not an absolute path; write it starting with /", shown(p))
-	case hasDotDot(p) || strings.ContainsAny(p, "\x00\n\r"):
-		add(key, "%s must not contain '..' or control characters", shown(p))
+	case hasDotDot(p):
+		add(key, "%s must not contain '..'", shown(p))
+	case !absPathRe.MatchString(p):
+		add(key, "%s may hold only letters, digits and /._-@+,:~ (no spaces, quotes or ;{}$)", shown(p))
 	}
 }
 
@@ -229,6 +241,9 @@ func relPath(add adder, key, p string) {
 		add(key, "%s must be relative to the color's dir", shown(p))
 	case hasDotDot(p) || !relPathRe.MatchString(p):
 		add(key, "%s must be a plain relative path (letters, digits, ./_-@+, no '..')", shown(p))
+	case strings.HasPrefix(p, "-") || strings.Contains(p, "/-"):
+		// The path is an argument to pm2; a leading '-' would be an option.
+		add(key, "%s must not start a path element with '-'", shown(p))
 	}
 }
 
@@ -242,7 +257,8 @@ func hasDotDot(p string) bool {
 }
 
 func binary(add adder, key, b string) {
-	if b == "" || filepath.IsAbs(b) && !hasDotDot(b) || relPathRe.MatchString(b) && !strings.Contains(b, "/") {
+	if b == "" || filepath.IsAbs(b) && !hasDotDot(b) && absPathRe.MatchString(b) ||
+		relPathRe.MatchString(b) && !strings.ContainsAny(b[:1], "-.") && !strings.Contains(b, "/") {
 		return
 	}
 	add(key, "%s must be a program name found on PATH or an absolute path", shown(b))
@@ -263,9 +279,14 @@ func hostPort(add adder, key, v string) {
 	if v == "" {
 		return
 	}
+	if looksSecret(v) {
+		add(key, "is not host:port; the value looks like a secret and is not shown")
+		return
+	}
 	h, p, err := net.SplitHostPort(v)
 	n, perr := strconv.Atoi(p)
-	if err != nil || h == "" || perr != nil || n < 1 || n > 65535 || strings.ContainsAny(h, "/ @") {
+	okHost := hostRe.MatchString(h) || net.ParseIP(h) != nil
+	if err != nil || !okHost || perr != nil || !digitsRe.MatchString(p) || n < 1 || n > 65535 {
 		add(key, "%s is not host:port (e.g. \"127.0.0.1:6379\")", shown(v))
 	}
 }
