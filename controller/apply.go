@@ -63,6 +63,9 @@ func Apply(ctx context.Context, h reconcilers.Host, p *Plan, opt ApplyOptions) *
 		case blockedBy(r, blocked) != "":
 			out.Skipped = "waits for " + blockedBy(r, blocked)
 			blocked[r.ID()] = out.Skipped
+			if len(r.Actions) > 0 {
+				errs = multierror.Append(errs, fmt.Errorf("%s: not changed: %s", r.ID(), out.Skipped))
+			}
 		case len(r.Actions) > 0 && opt.ReportOnly != nil && opt.ReportOnly(r.Kind):
 			out.Skipped = "report mode: drift reported, not repaired"
 			blocked[r.ID()] = "report mode"

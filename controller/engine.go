@@ -19,7 +19,6 @@ type Engine struct {
 	Log     *slog.Logger
 	Journal *state.Journal
 	Dir     string // state dir
-	Mode    func(d *desired.Desired, kind string) string
 
 	mu     sync.Mutex
 	status state.Status
@@ -61,21 +60,33 @@ func (e *Engine) Update(f func(s *state.Status)) {
 
 // Observe computes and classifies the plan for d, without acting.
 func (e *Engine) Observe(ctx context.Context, d *desired.Desired) *Plan {
-	p := Compute(ctx, e.Host, d)
+	return e.ObserveWith(ctx, d, nil)
+}
+
+// ObserveWith is Observe reusing a PM2 prefetch.
+func (e *Engine) ObserveWith(ctx context.Context, d *desired.Desired, pre *Prefetch) *Plan {
+	p := ComputeWith(ctx, e.Host, d, pre)
 	Classify(p, e.Status().AppliedWants)
 	return p
 }
 
-// Converge observes, applies what differs (minus report-mode kinds when
-// apply is false for them), proves the result, and records everything.
+// Converge observes, applies what differs, proves the result, and records
+// everything.
 func (e *Engine) Converge(ctx context.Context, d *desired.Desired) *Result {
-	p := e.Observe(ctx, d)
+	return e.ConvergePlan(ctx, d, e.Observe(ctx, d), nil)
+}
+
+// ConvergePlan applies p (observed for d), leaving alone the kinds
+// reportOnly names: their drift is recorded, not repaired.
+func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, reportOnly func(string) bool) *Result {
 	e.record(d, p)
 	if p.InSync() {
 		e.converged(d, p)
 		return &Result{Plan: p, After: p}
 	}
-	reportOnly := func(kind string) bool { return e.Mode != nil && e.Mode(d, kind) == desired.ModeReport }
+	if reportOnly == nil {
+		reportOnly = func(string) bool { return false }
+	}
 	if onlyReported(p, reportOnly) {
 		// Nothing to do that we are allowed to do: drift is reported, not fought.
 		return &Result{Plan: p, After: p}

@@ -142,7 +142,7 @@ const (
 	DefaultNginxConfig  = "/etc/nginx/nginx.conf"
 	DefaultStartTimeout = "60s"
 	DefaultResync       = "30s"
-	DefaultDebounce     = "150ms"
+	DefaultDebounce     = "50ms"
 	DefaultKeepReplaced = "168h"
 	DefaultStateDir     = "/var/lib/settle"
 	DefaultListen       = "127.0.0.1:9813"
