@@ -176,10 +176,23 @@ func isCmdExit(err error, ce **reconcilers.CmdError, code int) bool {
 	return ok && e.ExitCode == code
 }
 
-// tooOld turns pg_restore's "unsupported version" into advice.
+var unsupportedRe = regexp.MustCompile(`unsupported version \((\d+)\.\d+\)`)
+
+// tooOld turns pg_restore's "unsupported version" into advice: archive
+// versions are 1.x, so anything else is a damaged header, not a new dump.
 func tooOld(err error) error {
-	if ce, ok := err.(*reconcilers.CmdError); ok && strings.Contains(ce.Tail, "unsupported version") {
-		return fmt.Errorf("this pg_restore is too old for the dump; set postgres.bin_dir to the bin directory of a PostgreSQL at least as new as the one that made it: %w", err)
+	ce, ok := err.(*reconcilers.CmdError)
+	if !ok {
+		return err
+	}
+	if m := unsupportedRe.FindStringSubmatch(ce.Tail); m != nil {
+		if m[1] == "1" {
+			return fmt.Errorf("this pg_restore is too old for the dump; set postgres.bin_dir to the bin directory of a PostgreSQL at least as new as the one that made it: %w", err)
+		}
+		return fmt.Errorf("the file is corrupt: its header is not a pg_dump archive's: %w", err)
+	}
+	if strings.Contains(ce.Tail, "end of file") {
+		return fmt.Errorf("the file is truncated: %w", err)
 	}
 	return err
 }
