@@ -43,7 +43,6 @@ type Agent struct {
 	badGen   string           // hash of the last invalid bytes, to log them once
 	failures map[string]int   // generation -> consecutive failed applies
 	retryAt  time.Time
-	prefetch *Prefetch
 }
 
 // NewAgent prepares an agent for file.
@@ -98,7 +97,6 @@ func (a *Agent) Run(ctx context.Context, first *desired.Desired) error {
 			}
 			if quiet == nil {
 				maxQuiet = time.After(MaxQuiet)
-				a.prefetch = StartPrefetch(context.WithoutCancel(ctx), a.Engine.Host, a.good)
 			}
 			quiet = time.After(a.good.Debounce())
 			continue
@@ -114,7 +112,6 @@ func (a *Agent) Run(ctx context.Context, first *desired.Desired) error {
 		}
 		quiet, maxQuiet = nil, nil
 		a.pass(context.WithoutCancel(ctx), why)
-		a.prefetch = nil
 		resync.Reset(a.good.Resync())
 		if !a.retryAt.IsZero() {
 			retry.Reset(time.Until(a.retryAt))
@@ -143,8 +140,11 @@ func (a *Agent) pass(ctx context.Context, why string) {
 	if n := a.failures[d.Generation]; n > 0 && time.Now().Before(a.retryAt) && why == "" {
 		return // still backing off this generation
 	}
-	p := a.Engine.ObserveWith(ctx, d, a.prefetch)
+	t0 := time.Now()
+	p := a.Engine.Observe(ctx, d)
+	t1 := time.Now()
 	res := a.Engine.ConvergePlan(ctx, d, p, a.reportOnly(d))
+	a.Log.Debug("pass", "observe", t1.Sub(t0), "apply+verify", time.Since(t1))
 	if res.Err != nil {
 		n := a.failures[d.Generation] + 1
 		a.failures = map[string]int{d.Generation: n}

@@ -60,12 +60,7 @@ func (e *Engine) Update(f func(s *state.Status)) {
 
 // Observe computes and classifies the plan for d, without acting.
 func (e *Engine) Observe(ctx context.Context, d *desired.Desired) *Plan {
-	return e.ObserveWith(ctx, d, nil)
-}
-
-// ObserveWith is Observe reusing a PM2 prefetch.
-func (e *Engine) ObserveWith(ctx context.Context, d *desired.Desired, pre *Prefetch) *Plan {
-	p := ComputeWith(ctx, e.Host, d, pre)
+	p := Compute(ctx, e.Host, d)
 	Classify(p, e.Status().AppliedWants)
 	return p
 }

@@ -62,20 +62,12 @@ type observations struct {
 	nginxErr error
 }
 
-// observe reads every system at once; they are independent. A PM2
-// observation started earlier (see Prefetch) is used when it fits d.
-func (s *systems) observe(ctx context.Context, pre *Prefetch) observations {
+// observe reads every system at once; they are independent.
+func (s *systems) observe(ctx context.Context) observations {
 	var o observations
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if pre != nil && pre.fits(s.pm2.D) {
-			o.pm2, o.pm2Err = pre.wait()
-			return
-		}
-		o.pm2, o.pm2Err = s.pm2.Observe(ctx)
-	}()
+	go func() { defer wg.Done(); o.pm2, o.pm2Err = s.pm2.Observe(ctx) }()
 	go func() { defer wg.Done(); o.nginx, o.nginxErr = s.nginx.Observe(ctx) }()
 	wg.Wait()
 	return o
@@ -83,18 +75,10 @@ func (s *systems) observe(ctx context.Context, pre *Prefetch) observations {
 
 // Compute observes the machine and plans against d.
 func Compute(ctx context.Context, h reconcilers.Host, d *desired.Desired) *Plan {
-	return ComputeWith(ctx, h, d, nil)
-}
-
-// ComputeWith is Compute reusing a PM2 observation already under way.
-func ComputeWith(ctx context.Context, h reconcilers.Host, d *desired.Desired, pre *Prefetch) *Plan {
 	start := time.Now()
-	o := newSystems(h, d).observe(ctx, pre)
+	o := newSystems(h, d).observe(ctx)
 	p := build(d, o)
 	p.ObservedAt, p.Took = start, time.Since(start)
-	if pre != nil && pre.fits(d) {
-		p.ObservedAt = pre.started
-	}
 	return p
 }
 

@@ -67,7 +67,7 @@ func (r *Reconciler) waitHealthy(ctx context.Context, name string, rel desired.C
 	)
 	for {
 		if time.Since(havePM2) > time.Second || !p.Health.OK() && p.Status != "online" {
-			list, err := r.jlist(ctx)
+			list, err := r.list(ctx)
 			if err != nil {
 				return err
 			}

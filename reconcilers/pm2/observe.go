@@ -67,7 +67,7 @@ func (r *Reconciler) Observe(ctx context.Context) (*Observed, error) {
 			probes[i] = reconcilers.Get(ctx, r.Host, r.D.App.Color(c).HealthURL, 2*time.Second)
 		}()
 	}
-	list, err := r.jlist(ctx)
+	list, err := r.list(ctx)
 	wg.Wait()
 	if err != nil {
 		return nil, err
@@ -130,6 +130,17 @@ type jproc struct {
 		ErrLog    string  `json:"pm_err_log_path"`
 		MinUptime any     `json:"min_uptime"`
 	} `json:"pm2_env"`
+}
+
+// list reads the process list, over PM2's RPC socket when it answers, else
+// through `pm2 jlist`.
+func (r *Reconciler) list(ctx context.Context) ([]Proc, error) {
+	if out, err := r.monitorData(ctx); err == nil {
+		if procs, err := ParseJlist(out); err == nil {
+			return procs, nil
+		}
+	}
+	return r.jlist(ctx)
 }
 
 func (r *Reconciler) jlist(ctx context.Context) ([]Proc, error) {
