@@ -13,8 +13,7 @@ func notYet(name string) func([]string, io.Writer, io.Writer) int {
 }
 
 var (
-	runStatus   = notYet("status")
-	runHistory  = notYet("history")
-	runSnapshot = notYet("snapshot")
-	runReport   = notYet("report")
+	runStatus  = notYet("status")
+	runHistory = notYet("history")
+	runReport  = notYet("report")
 )
