@@ -2,12 +2,15 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"settle/desired"
+	"settle/notify"
 	"settle/reconcilers"
 	"settle/state"
 )
@@ -19,9 +22,11 @@ type Engine struct {
 	Log     *slog.Logger
 	Journal *state.Journal
 	Dir     string // state dir
+	Notify  *notify.Notifier
 
-	mu     sync.Mutex
-	status state.Status
+	mu       sync.Mutex
+	status   state.Status
+	drifting bool // inside a drift episode: notify once, not every resync
 }
 
 // NewEngine opens the state dir's journal and picks up the last status.
@@ -73,8 +78,22 @@ func (e *Engine) Converge(ctx context.Context, d *desired.Desired) *Result {
 
 // ConvergePlan applies p (observed for d), leaving alone the kinds
 // reportOnly names: their drift is recorded, not repaired.
-func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, reportOnly func(string) bool) *Result {
+func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, reportOnly func(string) bool) (res *Result) {
+	start := time.Now()
+	defer func() {
+		outcome := "in_sync"
+		if res.Err != nil {
+			outcome = "failed"
+		} else if len(res.Outcomes) > 0 {
+			outcome = "applied"
+		} else if !res.After.InSync() {
+			outcome = "drifted"
+		}
+		metricReconcile.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+		metricDrifted.Set(float64(res.After.outOfSync()))
+	}()
 	e.record(d, p)
+	e.trackDrift(d, p)
 	if p.InSync() {
 		e.converged(d, p)
 		return &Result{Plan: p, After: p}
@@ -87,13 +106,18 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 		return &Result{Plan: p, After: p}
 	}
 	e.Journal.Append(state.Stamp(state.Entry{Event: state.EvApplyBegin, Detail: summarize(p)}, d))
+	metricApplies.Inc()
+	if why := e.rollback(d); why != "" {
+		e.notify(d, notify.Rollback, "Rollback detected: "+why)
+	}
+	e.notify(d, notify.ApplyStarted, "Apply started: "+summarize(p))
 	for _, a := range p.Actions() {
 		e.Log.Info("plan", "resource", a.Kind+"/"+a.Resource, "action", a.Detail)
 	}
 	e.Update(func(s *state.Status) { s.Phase = "applying" })
-	start := time.Now()
-	res := Apply(ctx, e.Host, p, ApplyOptions{Recorder: e.logRecorder(), ReportOnly: reportOnly})
-	end := state.Stamp(state.Entry{Event: state.EvApplyEnd, DurationMS: float64(time.Since(start).Microseconds()) / 1000, Outcome: "ok"}, d)
+	applyStart := time.Now()
+	res = Apply(ctx, e.Host, p, ApplyOptions{Recorder: e.logRecorder(), ReportOnly: reportOnly})
+	end := state.Stamp(state.Entry{Event: state.EvApplyEnd, DurationMS: float64(time.Since(applyStart).Microseconds()) / 1000, Outcome: "ok"}, d)
 	if res.Err != nil {
 		end.Outcome, end.Error = "failed", res.Err.Error()
 	}
@@ -101,12 +125,69 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 	e.record(d, res.After)
 	if res.Err == nil && res.After.InSync() {
 		e.converged(d, res.After)
+		e.notify(d, notify.ApplySucceeded, fmt.Sprintf("Converged in %s: active %s%s", time.Since(start).Round(time.Millisecond), d.App.Active, snapNote(d)))
 	} else {
+		metricFailures.Inc()
 		e.Update(func(s *state.Status) {
 			s.Phase, s.LastError = "failed", errString(res.Err)
 		})
+		e.notify(d, notify.ApplyFailed, "Apply FAILED: "+errString(res.Err))
 	}
 	return res
+}
+
+func (e *Engine) notify(d *desired.Desired, kind, text string) {
+	host, _ := os.Hostname()
+	e.Notify.Send(notify.Event{Kind: kind, Host: host, Generation: short(d.Generation), Commit: d.Git.Short(),
+		Text: fmt.Sprintf("settle on %s, %s (generation %s, commit %s)", host, text, short(d.Generation), d.Git.Short())})
+}
+
+func snapNote(d *desired.Desired) string {
+	if d.Postgres == nil {
+		return ""
+	}
+	return ", snapshot " + d.Postgres.Snapshot
+}
+
+// trackDrift journals and notifies drift once per episode: an episode
+// starts when a resource drifts behind settle's back and ends when the
+// machine is back in sync.
+func (e *Engine) trackDrift(d *desired.Desired, p *Plan) {
+	var drifted []string
+	for _, r := range p.Resources {
+		if r.Cause == "drift" {
+			drifted = append(drifted, r.ID()+": want "+r.Desired+", have "+r.Actual)
+		}
+	}
+	e.mu.Lock()
+	start := len(drifted) > 0 && !e.drifting
+	e.drifting = len(drifted) > 0
+	e.mu.Unlock()
+	if !start {
+		return
+	}
+	text := strings.Join(drifted, "; ")
+	e.Log.Warn("drift detected", "resources", text)
+	e.Journal.Append(state.Stamp(state.Entry{Event: state.EvDrift, Detail: text}, d))
+	e.notify(d, notify.DriftDetected, "Drift detected: "+text)
+}
+
+// rollback says why d looks like a rollback: traffic going back to the
+// color that served before the current one, or the database going back to
+// the previous snapshot or one that sorts before the live one (IDs carry
+// their date).
+func (e *Engine) rollback(d *desired.Desired) string {
+	st := e.Status()
+	cur, prev := st.Applied, st.Previous
+	var why []string
+	if cur.Active != "" && d.App.Active != cur.Active && d.App.Active == prev.Active {
+		why = append(why, "active "+cur.Active+" -> "+d.App.Active)
+	}
+	if d.Postgres != nil && cur.Snapshot != "" && d.Postgres.Snapshot != cur.Snapshot &&
+		(d.Postgres.Snapshot == prev.Snapshot || d.Postgres.Snapshot < cur.Snapshot) {
+		why = append(why, "snapshot "+cur.Snapshot+" -> "+d.Postgres.Snapshot)
+	}
+	return strings.Join(why, ", ")
 }
 
 func onlyReported(p *Plan, reportOnly func(string) bool) bool {
@@ -156,9 +237,10 @@ func (e *Engine) record(d *desired.Desired, p *Plan) {
 }
 
 func (e *Engine) converged(d *desired.Desired, p *Plan) {
+	setGeneration(d)
 	e.Update(func(s *state.Status) {
 		if s.Applied.Generation != d.Generation {
-			s.Applied = genOf(d)
+			s.Previous, s.Applied = s.Applied, genOf(d)
 		}
 		s.Phase, s.LastError, s.Message = "converged", "", ""
 		s.AppliedWants = p.Wants()

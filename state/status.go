@@ -20,6 +20,7 @@ type Status struct {
 	Message   string           `json:"message,omitempty"`
 	Seen      Gen              `json:"seen"`                 // last generation read from the file
 	Applied   Gen              `json:"applied"`              // last generation that converged
+	Previous  Gen              `json:"previous"`             // the one converged to before it
 	LastError string           `json:"last_error,omitempty"` // of the last pass
 	NextRetry time.Time        `json:"next_retry,omitempty"`
 	Resources []ResourceStatus `json:"resources"`

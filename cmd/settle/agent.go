@@ -55,6 +55,8 @@ Stops cleanly on SIGTERM or SIGINT, after the pass under way.`, stderr)
 		fmt.Fprintln(stderr, "settle agent:", err)
 		return exitFail
 	}
+	eng.Notify = notifier(d, log)
+	defer eng.Notify.Close(10 * time.Second)
 	ag := controller.NewAgent(*file, eng, log)
 	ag.Mode = *mode
 	eng.Update(func(s *state.Status) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"settle/controller"
 	"settle/reconcilers"
@@ -41,6 +42,8 @@ Exit 0 converged, 1 failed (the error says which resource and why).`, stderr)
 		fmt.Fprintln(stderr, "settle apply:", err)
 		return exitFail
 	}
+	eng.Notify = notifier(d, log)
+	defer eng.Notify.Close(10 * time.Second)
 	res := eng.Converge(ctx, d)
 	controller.WriteResult(stdout, res)
 	if res.Err != nil {

@@ -5,8 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
+	"syscall"
 
 	"settle/desired"
+	"settle/notify"
 	"settle/reconcilers"
 	"settle/state"
 )
@@ -59,4 +62,30 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("NO_COLOR") == ""
+}
+
+// notifier posts to the webhook the desired file names (agent.notify_url_env,
+// default SETTLE_WEBHOOK_URL); none configured means no notifications.
+func notifier(d *desired.Desired, log *slog.Logger) *notify.Notifier {
+	name := d.Agent.NotifyEnv
+	if name == "" {
+		name = "SETTLE_WEBHOOK_URL"
+	}
+	return notify.New(os.Getenv(name), log)
+}
+
+var syscallZero = syscall.Signal(0)
+
+var stateDirRe = regexp.MustCompile(`(?m)^\s*state_dir\s*=\s*"([^"]+)"`)
+
+// looseStateDir finds agent.state_dir in a file that may not validate.
+func looseStateDir(file string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	if m := stateDirRe.FindSubmatch(b); m != nil {
+		return string(m[1])
+	}
+	return desired.DefaultStateDir
 }

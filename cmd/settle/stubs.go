@@ -13,7 +13,6 @@ func notYet(name string) func([]string, io.Writer, io.Writer) int {
 }
 
 var (
-	runStatus  = notYet("status")
 	runHistory = notYet("history")
 	runReport  = notYet("report")
 )
