@@ -136,6 +136,14 @@ func run(ctx context.Context, s *systems, d *desired.Desired, a reconcilers.Acti
 		return s.pm2.Apply(ctx, a)
 	case "nginx":
 		return s.nginx.Apply(ctx, a)
+	case "postgres":
+		if s.pg != nil {
+			return s.pg.Apply(ctx, a)
+		}
+	case "redis":
+		if s.redis != nil {
+			return s.redis.Apply(ctx, a)
+		}
 	}
 	return errors.New("no reconciler for kind " + a.Kind)
 }

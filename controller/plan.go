@@ -5,6 +5,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"settle/reconcilers"
 	"settle/reconcilers/nginx"
 	"settle/reconcilers/pm2"
+	"settle/reconcilers/postgres"
+	"settle/reconcilers/redis"
 )
 
 // Plan is the difference between one desired state and the machine, as
@@ -47,10 +50,19 @@ func (p *Plan) Actions() []reconcilers.Action {
 type systems struct {
 	pm2   *pm2.Reconciler
 	nginx *nginx.Reconciler
+	pg    *postgres.Reconciler // nil without [postgres]
+	redis *redis.Reconciler    // nil without [redis]
 }
 
 func newSystems(h reconcilers.Host, d *desired.Desired) *systems {
-	return &systems{pm2: &pm2.Reconciler{Host: h, D: d}, nginx: &nginx.Reconciler{Host: h, D: d}}
+	s := &systems{pm2: &pm2.Reconciler{Host: h, D: d}, nginx: &nginx.Reconciler{Host: h, D: d}}
+	if d.Postgres != nil {
+		s.pg = &postgres.Reconciler{Host: h, D: d}
+	}
+	if d.Redis != nil {
+		s.redis = &redis.Reconciler{Host: h, D: d}
+	}
+	return s
 }
 
 // observations is what one pass saw; a nil field with an error means that
@@ -60,6 +72,10 @@ type observations struct {
 	pm2Err   error
 	nginx    *nginx.Observed
 	nginxErr error
+	pg       *postgres.Observed
+	pgErr    error
+	redis    *redis.Observed
+	redisErr error
 }
 
 // observe reads every system at once; they are independent.
@@ -69,6 +85,14 @@ func (s *systems) observe(ctx context.Context) observations {
 	wg.Add(2)
 	go func() { defer wg.Done(); o.pm2, o.pm2Err = s.pm2.Observe(ctx) }()
 	go func() { defer wg.Done(); o.nginx, o.nginxErr = s.nginx.Observe(ctx) }()
+	if s.pg != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); o.pg, o.pgErr = s.pg.Observe(ctx) }()
+	}
+	if s.redis != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); o.redis, o.redisErr = s.redis.Observe(ctx) }()
+	}
 	wg.Wait()
 	return o
 }
@@ -83,12 +107,16 @@ func Compute(ctx context.Context, h reconcilers.Host, d *desired.Desired) *Plan 
 }
 
 // build is the pure half of Compute: it orders the resources and wires the
-// gates between them.
+// gates between them. Slow, safe work comes first while traffic flows; the
+// cut runs back to back; cleanup comes last.
 //
-//	pm2/<active>  online and healthy      (while traffic still flows)
-//	nginx         switch to active        after pm2/<active>
-//	pm2/<standby> running or stopped      after nginx, so the color that
-//	                                      served is never stopped first
+//	pm2/<active>   online and healthy       (traffic still on the old color)
+//	postgres/<db>  restore, verify, swap    after pm2/<active>
+//	redis/<addr>   flush, mark              after postgres
+//	nginx          switch to active         after pm2/<active>, and the swap
+//	pm2/<standby>  running or stopped       after nginx, so the color that
+//	                                        served is never stopped first
+//	postgres/<db> (kept)  drop expired kept databases, last
 func build(d *desired.Desired, o observations) *Plan {
 	active, standby := d.App.Active, desired.Other(d.App.Active)
 	var procs map[string]reconcilers.Resource
@@ -108,11 +136,72 @@ func build(d *desired.Desired, o observations) *Plan {
 		ngx = nginx.Plan(d, o.nginx)
 	}
 	a, s := procs[active], procs[standby]
+	out := []reconcilers.Resource{a}
 	ngx.After = []string{a.ID()}
+	var cleanup []reconcilers.Resource
+
+	if d.Postgres != nil {
+		var pg reconcilers.Resource
+		if o.pgErr != nil {
+			pg = failed(postgres.Kind, d.Postgres.Database, "snapshot "+d.Postgres.Snapshot+" live", o.pgErr)
+		} else {
+			pg = postgres.Plan(d, o.pg)
+		}
+		pg, cleanup = splitKept(pg)
+		pg.After = []string{a.ID()}
+		out = append(out, pg)
+		if hasOp(pg, postgres.OpSwap) {
+			ngx.After = append(ngx.After, pg.ID())
+		}
+		if d.Redis != nil {
+			out = append(out, planRedis(d, o, pg))
+		}
+	} else if d.Redis != nil {
+		out = append(out, planRedis(d, o, reconcilers.Resource{}))
+	}
 	if hasOp(s, pm2.OpStop) {
 		s.After = []string{ngx.ID()}
 	}
-	return &Plan{Desired: d, Resources: []reconcilers.Resource{a, ngx, s}}
+	out = append(out, ngx, s)
+	return &Plan{Desired: d, Resources: append(out, cleanup...)}
+}
+
+func planRedis(d *desired.Desired, o observations, pg reconcilers.Resource) reconcilers.Resource {
+	var r reconcilers.Resource
+	if o.redisErr != nil {
+		r = failed(redis.Kind, redis.Name(d), "cache of snapshot "+redis.WantMarker(d), o.redisErr)
+	} else {
+		r = redis.Plan(d, o.redis)
+	}
+	if pg.Kind != "" {
+		r.After = []string{pg.ID()}
+	}
+	return r
+}
+
+// splitKept moves drop-kept actions out of the database resource: dropping
+// a large database takes time that must not sit between the swap and the
+// nginx switch.
+func splitKept(pg reconcilers.Resource) (reconcilers.Resource, []reconcilers.Resource) {
+	var keep, drop []reconcilers.Action
+	for _, a := range pg.Actions {
+		if a.Op == postgres.OpDropKept {
+			drop = append(drop, a)
+		} else {
+			keep = append(keep, a)
+		}
+	}
+	if len(drop) == 0 {
+		return pg, nil
+	}
+	pg.Actions = keep
+	if len(keep) == 0 && pg.Status == reconcilers.Drifted {
+		pg.Status = reconcilers.InSync
+	}
+	kept := reconcilers.Resource{Kind: postgres.Kind, Name: pg.Name + " (kept)", Status: reconcilers.Drifted,
+		Desired: "kept databases dropped after keep_replaced", Actual: fmt.Sprintf("%d past retention", len(drop)),
+		Actions: drop, After: []string{pg.ID()}}
+	return pg, []reconcilers.Resource{kept}
 }
 
 func failed(kind, name, want string, err error) reconcilers.Resource {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"settle/reconcilers/postgres"
 )
 
 // defaultPGBinDir is where Debian's postgresql-15 puts its server binaries.
@@ -108,6 +110,25 @@ logging_collector = off
 	_, err = run(ctx, command{args: []string{s.pgBin("pg_dump"),
 		"-h", s.pgSockDir(), "-p", strconv.Itoa(s.PGPort), "-U", "postgres",
 		"-d", "demo", "-Fc", "-f", filepath.Join(s.SnapshotDir, SnapshotID+".dump")}})
+	if err != nil {
+		return err
+	}
+	return s.adopt(ctx)
+}
+
+// adopt marks demo as holding the first snapshot, as an operator does with
+// `settle snapshot adopt` when settle takes over a database: without it the
+// first apply would rightly refuse to guess what the database holds.
+func (s *Sandbox) adopt(ctx context.Context) error {
+	sock := fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", s.pgSockDir(), s.PGPort)
+	conn, err := pgx.Connect(ctx, sock)
+	if err != nil {
+		return fmt.Errorf("connect via socket: %w", err)
+	}
+	defer conn.Close(context.Background())
+	m := postgres.Marker{Role: postgres.RoleLive, Snapshot: SnapshotID, At: time.Now(), How: "adopted"}
+	// The marker is made of validated IDs and a timestamp: no quote in it.
+	_, err = conn.Exec(ctx, "COMMENT ON DATABASE demo IS '"+m.Format()+"'")
 	return err
 }
 
