@@ -175,6 +175,32 @@ func badCases(t *testing.T) []badCase {
 			line: 40, want: "unknown resource kind `(key not shown)`", secret: "Hunter2Secret"},
 		{name: "mode that is not a mode", src: ex + "\n[agent]\nmodes = { pm2 = \"dry-run\" }\n",
 			line: 40, want: `agent.modes.pm2: "dry-run" is not one of "enforce", "report"`},
+		{name: "unknown key in host suggests known_hosts", src: ex + "\n[host]\nssh = \"root@203.0.113.7\"\nknown_host = \"/root/.ssh/known_hosts\"\n",
+			line: 41, want: "unknown key `known_host` in [host]; did you mean `known_hosts`?"},
+		{name: "host without ssh", src: ex + "\n[host]\nidentity = \"/root/.ssh/id_ed25519\"\n",
+			line: 39, want: "host.ssh: required in [host]"},
+		{name: "host ssh without user", src: ex + "\n[host]\nssh = \"203.0.113.7:22\"\n",
+			line: 40, want: `host.ssh: "203.0.113.7:22" names no user; write it as user@host or user@host:port`},
+		{name: "host ssh port out of range", src: ex + "\n[host]\nssh = \"root@203.0.113.7:70000\"\n",
+			line: 40, want: `host.ssh: "root@203.0.113.7:70000" has a port out of range`},
+		{name: "host ssh user read as an option", src: ex + "\n[host]\nssh = \"-oProxyCommand=touch /tmp/pwned@vps\"\n",
+			line: 40, want: "has a user name settle does not accept"},
+		{name: "host ssh host with shell metacharacters", src: ex + "\n[host]\nssh = \"root@vps;touch /tmp/pwned\"\n",
+			line: 40, want: "has a host settle does not accept"},
+		{name: "host ssh host command substitution", src: ex + "\n[host]\nssh = \"root@$(id)\"\n",
+			line: 40, want: `host.ssh: "root@$(id)" has a host settle does not accept`},
+		{name: "host ssh bare ipv6", src: ex + "\n[host]\nssh = \"root@2001:db8::7\"\n",
+			line: 40, want: "an IPv6 address goes in brackets"},
+		{name: "host ssh with a password", src: ex + "\n[host]\nssh = \"root:Hunter2Secret@203.0.113.7\"\n",
+			line: 40, want: "host.ssh: (value not shown) looks like it holds a password", secret: "Hunter2Secret"},
+		{name: "host identity relative", src: ex + "\n[host]\nssh = \"root@vps\"\nidentity = \"id_ed25519\"\n",
+			line: 41, want: `host.identity: "id_ed25519" is not an absolute path`},
+		{name: "host known_hosts with quote breakout", src: ex + "\n[host]\nssh = \"root@vps\"\nknown_hosts = \"/tmp/k'; touch /tmp/pwned; '\"\n",
+			line: 41, want: "host.known_hosts:"},
+		{name: "host connect_timeout zero", src: ex + "\n[host]\nssh = \"root@vps\"\nconnect_timeout = \"0s\"\n",
+			line: 41, want: `host.connect_timeout: "0s" is out of range; use between 1s and 5m0s`},
+		{name: "host keepalive not a duration", src: ex + "\n[host]\nssh = \"root@vps\"\nkeepalive = \"often\"\n",
+			line: 41, want: `host.keepalive: "often" is not a duration`},
 		{name: "non-UTF-8 byte", src: edit(t, "cepcomunicacion_app", "cep\xffapp"),
 			line: 25, want: "the file is not UTF-8 text"},
 		{name: "NUL byte in a string", src: edit(t, "cepcomunicacion_app", "cep\x00app"),
@@ -278,6 +304,19 @@ func TestParseGood(t *testing.T) {
 			check: func(t *testing.T, d *Desired) {
 				if d.Postgres != nil || d.Redis != nil {
 					t.Errorf("postgres %v redis %v, want both nil", d.Postgres, d.Redis)
+				}
+			}},
+		{name: "host over ssh with defaults", src: ex + "\n[host]\nssh = \"deploy@vps.example.com\"\n",
+			check: func(t *testing.T, d *Desired) {
+				u, a := d.Host.Target()
+				if u != "deploy" || a != "vps.example.com:22" || d.Host.ConnectTimeoutDur().String() != "10s" || d.Host.KeepaliveDur().String() != "15s" || d.Host.KnownHosts != "" {
+					t.Errorf("host %+v: target %q %q", d.Host, u, a)
+				}
+			}},
+		{name: "host over ssh in full", src: ex + "\n[host]\nssh = \"root@[::1]:2222\"\nknown_hosts = \"/home/op/.ssh/known_hosts\"\nidentity = \"/home/op/.ssh/id_ed25519\"\nconnect_timeout = \"3s\"\nkeepalive = \"5s\"\n",
+			check: func(t *testing.T, d *Desired) {
+				if u, a := d.Host.Target(); u != "root" || a != "[::1]:2222" || d.Host.ConnectTimeoutDur().String() != "3s" || d.Host.Identity != "/home/op/.ssh/id_ed25519" {
+					t.Errorf("host %+v", d.Host)
 				}
 			}},
 		{name: "inline tables", src: `schema = 1

@@ -32,6 +32,7 @@ type Desired struct {
 	Postgres *Postgres `toml:"postgres"`
 	Redis    *Redis    `toml:"redis"`
 	Agent    Agent     `toml:"agent"`
+	Host     *Host     `toml:"host"` // absent: the machine settle runs on
 
 	// Filled by Load, not by the operator.
 	Path       string    `toml:"-"`
@@ -112,6 +113,16 @@ type Agent struct {
 	NotifyEnv string            `toml:"notify_url_env"`
 }
 
+// Host is the machine the managed systems run on, reached over SSH. The
+// state dir (journal, status, lock) stays where settle runs.
+type Host struct {
+	SSH            string `toml:"ssh"`         // user@host[:port]
+	KnownHosts     string `toml:"known_hosts"` // default ~/.ssh/known_hosts, resolved at use
+	Identity       string `toml:"identity"`    // private key; absent: the agent at SSH_AUTH_SOCK
+	ConnectTimeout string `toml:"connect_timeout"`
+	Keepalive      string `toml:"keepalive"`
+}
+
 // GitInfo records where the file came from.
 type GitInfo struct {
 	Commit string `json:"commit,omitempty"`
@@ -146,6 +157,9 @@ const (
 	DefaultKeepReplaced = "168h"
 	DefaultStateDir     = "/var/lib/settle"
 	DefaultListen       = "127.0.0.1:9813"
+	DefaultSSHPort      = "22"
+	DefaultConnect      = "10s"
+	DefaultKeepalive    = "15s"
 )
 
 func (d *Desired) applyDefaults() {
@@ -164,6 +178,10 @@ func (d *Desired) applyDefaults() {
 	def(&d.Agent.Debounce, DefaultDebounce)
 	def(&d.Agent.StateDir, DefaultStateDir)
 	def(&d.Agent.Listen, DefaultListen)
+	if h := d.Host; h != nil {
+		def(&h.ConnectTimeout, DefaultConnect)
+		def(&h.Keepalive, DefaultKeepalive)
+	}
 	if p := d.Postgres; p != nil {
 		def(&p.KeepReplaced, DefaultKeepReplaced)
 		if p.Jobs == 0 {
@@ -184,6 +202,17 @@ func (d *Desired) ModeFor(kind string) string {
 func (d *Desired) StartTimeout() time.Duration { return mustDur(d.App.StartTimeout) }
 func (d *Desired) Resync() time.Duration       { return mustDur(d.Agent.Resync) }
 func (d *Desired) Debounce() time.Duration     { return mustDur(d.Agent.Debounce) }
+
+// ConnectTimeout and KeepaliveInterval of a validated [host].
+func (h *Host) ConnectTimeoutDur() time.Duration { return mustDur(h.ConnectTimeout) }
+func (h *Host) KeepaliveDur() time.Duration      { return mustDur(h.Keepalive) }
+
+// Target splits a validated host.ssh into user and host:port, with the
+// default port when none is written.
+func (h *Host) Target() (user, addr string) {
+	user, addr, _ = ParseSSH(h.SSH)
+	return user, addr
+}
 
 func mustDur(s string) time.Duration {
 	v, _ := time.ParseDuration(s)

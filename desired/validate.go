@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"errors"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -28,6 +29,8 @@ var (
 	absPathRe = regexp.MustCompile(`^/[A-Za-z0-9_./@+,:~-]*$`)
 	hostRe    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 	digitsRe  = regexp.MustCompile(`^[0-9]{1,5}$`)
+	// POSIX portable user names; a leading '-' would read as an ssh option.
+	sshUserRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
 )
 
 // ResourceKinds are the resource kinds a per-resource mode can name.
@@ -96,6 +99,57 @@ func validate(d *Desired, md toml.MetaData, add adder) {
 		add("agent.modes", "must be a table of resource kind to mode, like { postgres = \"report\" }")
 	}
 	agent(add, &d.Agent)
+	if h := d.Host; h != nil {
+		host(add, h)
+	}
+}
+
+func host(add adder, h *Host) {
+	if h.SSH == "" {
+		add("host.ssh", "required in [host]; where to connect, like \"deploy@203.0.113.7:22\" (remove [host] to manage this machine)")
+	} else if _, _, err := ParseSSH(h.SSH); err != nil {
+		v := shown(h.SSH)
+		if u, _, ok := strings.Cut(h.SSH, "@"); ok && strings.Contains(u, ":") {
+			v = "(value not shown)" // user:password@host
+		}
+		add("host.ssh", "%s %s", v, err)
+	}
+	absPath(add, "host.known_hosts", h.KnownHosts, false)
+	absPath(add, "host.identity", h.Identity, false)
+	duration(add, "host.connect_timeout", h.ConnectTimeout, time.Second, 5*time.Minute)
+	duration(add, "host.keepalive", h.Keepalive, time.Second, time.Hour)
+}
+
+// ParseSSH splits "user@host[:port]" (an IPv6 host in brackets) into user
+// and host:port. Its errors complete a sentence that starts with the value.
+func ParseSSH(s string) (user, addr string, err error) {
+	user, hp, ok := strings.Cut(s, "@")
+	switch {
+	case looksSecret(s) || ok && strings.Contains(user, ":"):
+		return "", "", errors.New("looks like it holds a password; write only user@host:port and keep keys in host.identity or ssh-agent")
+	case !ok:
+		return "", "", errors.New("names no user; write it as user@host or user@host:port")
+	case !sshUserRe.MatchString(user):
+		return "", "", errors.New("has a user name settle does not accept; use letters, digits, '.', '-' and '_', not starting with '-'")
+	}
+	h, p := hp, DefaultSSHPort
+	if strings.HasSuffix(hp, "]") {
+		h = strings.TrimPrefix(strings.TrimSuffix(hp, "]"), "[")
+	} else if strings.Contains(hp, ":") {
+		if h, p, err = net.SplitHostPort(hp); err != nil {
+			return "", "", errors.New("is not user@host:port (an IPv6 address goes in brackets, like root@[2001:db8::7]:22)")
+		}
+	}
+	ip := net.ParseIP(h)
+	v6 := strings.Contains(h, ":")
+	if ip == nil && (v6 || !hostRe.MatchString(h)) || v6 != strings.HasPrefix(hp, "[") {
+		return "", "", errors.New("has a host settle does not accept; use a DNS name or an IP address (IPv6 in brackets)")
+	}
+	n, perr := strconv.Atoi(p)
+	if !digitsRe.MatchString(p) || perr != nil || n < 1 || n > 65535 {
+		return "", "", errors.New("has a port out of range; use 1..65535")
+	}
+	return user, net.JoinHostPort(h, p), nil
 }
 
 func color(add adder, sec string, c *Color) {
