@@ -17,7 +17,7 @@ import (
 // one. A crash between the two leaves a "begin" with no "end" to find later.
 type Recorder interface {
 	Begin(d *desired.Desired, a reconcilers.Action)
-	End(d *desired.Desired, a reconcilers.Action, took time.Duration, err error)
+	End(d *desired.Desired, a reconcilers.Action, took time.Duration, err error, notes map[string]any)
 }
 
 // Outcome is what happened to one resource during an apply.
@@ -123,12 +123,13 @@ func run(ctx context.Context, s *systems, d *desired.Desired, a reconcilers.Acti
 		rec.Begin(d, a)
 	}
 	start := time.Now()
+	ctx, notes := reconcilers.WithNotes(ctx)
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic in %s %s: %v", a.Kind, a.Op, p)
 		}
 		if rec != nil {
-			rec.End(d, a, time.Since(start), err)
+			rec.End(d, a, time.Since(start), err, notes.Map())
 		}
 	}()
 	switch a.Kind {

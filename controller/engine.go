@@ -264,8 +264,8 @@ func (l logRec) Begin(d *desired.Desired, a reconcilers.Action) {
 	l.e.Journal.Begin(d, a)
 }
 
-func (l logRec) End(d *desired.Desired, a reconcilers.Action, took time.Duration, err error) {
-	l.e.Journal.End(d, a, took, err)
+func (l logRec) End(d *desired.Desired, a reconcilers.Action, took time.Duration, err error, notes map[string]any) {
+	l.e.Journal.End(d, a, took, err, notes)
 	if err != nil {
 		l.e.Log.Error("action failed", "resource", a.Kind+"/"+a.Resource, "op", a.Op, "took", took.Round(time.Millisecond), "err", errString(err))
 		return

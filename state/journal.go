@@ -110,9 +110,9 @@ func (j *Journal) Begin(d *desired.Desired, a reconcilers.Action) {
 	j.Append(Stamp(Entry{Event: EvActionBegin, Kind: a.Kind, Resource: a.Resource, Op: a.Op, Detail: a.Detail}, d))
 }
 
-func (j *Journal) End(d *desired.Desired, a reconcilers.Action, took time.Duration, err error) {
+func (j *Journal) End(d *desired.Desired, a reconcilers.Action, took time.Duration, err error, notes map[string]any) {
 	e := Stamp(Entry{Event: EvActionEnd, Kind: a.Kind, Resource: a.Resource, Op: a.Op, Detail: a.Detail,
-		DurationMS: ms(took), Outcome: "ok"}, d)
+		DurationMS: ms(took), Outcome: "ok", Data: notes}, d)
 	if err != nil {
 		e.Outcome, e.Error = "failed", err.Error()
 	}

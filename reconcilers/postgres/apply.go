@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"settle/reconcilers"
+	"settle/snapshot"
 )
 
 // Apply performs one action of this reconciler's plan. Each re-reads what
@@ -23,7 +24,10 @@ func (r *Reconciler) Apply(ctx context.Context, a reconcilers.Action) error {
 			_, err = r.Restore(ctx, a.Args["snapshot"], serial)
 			return err
 		}
-		_, err = r.Swap(ctx, a.Args["snapshot"], serial)
+		sw, err := r.Swap(ctx, a.Args["snapshot"], serial)
+		if err == nil {
+			r.noteSwap(ctx, a.Args["snapshot"], sw)
+		}
 		return err
 	case OpDropKept:
 		return r.dropKept(ctx, a.Args["db"])
@@ -70,4 +74,22 @@ func dropScratch(c *pgx.Conn, name string) error {
 		return fmt.Errorf("drop scratch database %s: %w", name, err)
 	}
 	return nil
+}
+
+// noteSwap tells the journal what an incident report's data-loss statement
+// needs: where the replaced data is kept, until when, and how old the
+// snapshot now live is.
+func (r *Reconciler) noteSwap(ctx context.Context, id string, sw Swapped) {
+	reconcilers.Note(ctx, "blocked_ms", sw.Blocked.Milliseconds())
+	if sw.Kept != "" {
+		reconcilers.Note(ctx, "kept_database", sw.Kept)
+		reconcilers.Note(ctx, "kept_until", time.Now().Add(KeepFor(r.D)).UTC().Format(time.RFC3339))
+	}
+	if f, err := snapshot.Find(ctx, r.Host, r.D.Postgres.SnapshotDir, id); err == nil {
+		created := f.ModTime
+		if f.Manifest != nil && !f.Manifest.Created.IsZero() {
+			created = f.Manifest.Created
+		}
+		reconcilers.Note(ctx, "snapshot_created", created.UTC().Format(time.RFC3339))
+	}
 }
