@@ -14,7 +14,6 @@ import (
 
 	"settle/controller"
 	"settle/desired"
-	"settle/reconcilers"
 	"settle/state"
 )
 
@@ -50,7 +49,13 @@ Stops cleanly on SIGTERM or SIGINT, after the pass under way.`, stderr)
 	}
 	defer lock.Release()
 	log := newLogger(stderr, *verbose)
-	eng, err := controller.NewEngine(reconcilers.Local{}, log, d.Agent.StateDir)
+	host, closeHost, err := hostFor(context.Background(), d)
+	if err != nil {
+		fmt.Fprintln(stderr, "settle agent:", err)
+		return exitFail
+	}
+	defer closeHost()
+	eng, err := controller.NewEngine(host, log, d.Agent.StateDir)
 	if err != nil {
 		fmt.Fprintln(stderr, "settle agent:", err)
 		return exitFail

@@ -37,7 +37,13 @@ Exit 0 converged, 1 failed (the error says which resource and why).`, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := newLogger(stderr, *verbose)
-	eng, err := controller.NewEngine(reconcilers.Local{}, log, d.Agent.StateDir)
+	host, closeHost, err := hostFor(ctx, d)
+	if err != nil {
+		fmt.Fprintln(stderr, "settle apply:", err)
+		return exitFail
+	}
+	defer closeHost()
+	eng, err := controller.NewEngine(host, log, d.Agent.StateDir)
 	if err != nil {
 		fmt.Fprintln(stderr, "settle apply:", err)
 		return exitFail

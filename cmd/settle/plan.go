@@ -8,7 +8,6 @@ import (
 	"syscall"
 
 	"settle/controller"
-	"settle/reconcilers"
 )
 
 func runPlan(args []string, stdout, stderr io.Writer) int {
@@ -45,7 +44,13 @@ generation settle last converged to. Exit 0 none, 2 drift found, 1 error.`
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	p := controller.Compute(ctx, reconcilers.Local{}, d)
+	host, closeHost, err := hostFor(ctx, d)
+	if err != nil {
+		fmt.Fprintf(stderr, "settle %s: %v\n", name, err)
+		return exitFail
+	}
+	defer closeHost()
+	p := controller.Compute(ctx, host, d)
 	controller.Classify(p, appliedWants(d))
 	if driftOnly {
 		p = p.DriftOnly()
