@@ -118,6 +118,9 @@ func pgWorld(t *testing.T, ctx context.Context, sb *sandbox.Sandbox) string {
 func TestPostgresSnapshotRollback(t *testing.T) {
 	sb, r := pgSetup(t)
 	ctx := pgCtx(t)
+	// The sandbox marks demo as demo_initial; a server settle meets for the
+	// first time has no marker.
+	pgExec(t, ctx, sb.AdminDSN, "COMMENT ON DATABASE demo IS NULL")
 
 	// A database settle never restored is unknown, and the plan says how
 	// to bring it under settle's care instead of restoring over it.
@@ -222,7 +225,7 @@ func leadsCount(t *testing.T, base string) int {
 func TestPostgresRestoreFailuresLeaveLiveUntouched(t *testing.T) {
 	sb, r := pgSetup(t)
 	ctx := pgCtx(t)
-	if _, err := r.Adopt(ctx, "demo_initial", false); err != nil {
+	if _, err := r.Adopt(ctx, "demo_initial", true); err != nil {
 		t.Fatal(err)
 	}
 	good, err := r.CreateSnapshot(ctx, "good", nil)
@@ -341,7 +344,7 @@ func pgDump(t *testing.T, ctx context.Context, sb *sandbox.Sandbox, db string, a
 func TestPostgresPlainGzipRestores(t *testing.T) {
 	sb, r := pgSetup(t)
 	ctx := pgCtx(t)
-	if _, err := r.Adopt(ctx, "demo_initial", false); err != nil {
+	if _, err := r.Adopt(ctx, "demo_initial", true); err != nil {
 		t.Fatal(err)
 	}
 	pgExec(t, ctx, sb.AppDSN, "INSERT INTO leads (email) VALUES ('plain@example.com')")
@@ -368,5 +371,65 @@ func TestPostgresPlainGzipRestores(t *testing.T) {
 	}
 	if n := queryInt(t, ctx, sb.AppDSN, "SELECT count(*) FROM leads WHERE email = 'plain@example.com'"); n != 1 {
 		t.Fatalf("the app role cannot read the restored table the way it did")
+	}
+}
+
+func TestPostgresSnapshotCLI(t *testing.T) {
+	sb := sandbox.Start(t)
+	t.Setenv("SETTLE_PG_DSN", sb.AdminDSN)
+	pgExec(t, pgCtx(t), sb.AdminDSN, "COMMENT ON DATABASE demo IS NULL")
+	run := func(want int, args ...string) string {
+		t.Helper()
+		code, out, errOut := settleRun(t, sb, append([]string{"snapshot"}, args...)...)
+		if code != want {
+			t.Fatalf("settle snapshot %v: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", args, code, want, out, errOut)
+		}
+		if strings.Contains(out+errOut, pgPassword(sb)) || strings.Contains(out+errOut, sb.RedisPassword) {
+			t.Fatalf("settle snapshot %v printed a password", args)
+		}
+		return out + errOut
+	}
+	for _, c := range []string{"create", "list", "verify", "stage", "adopt"} {
+		if out := run(0, c, "--help"); !strings.Contains(out, "Usage: settle snapshot "+c) {
+			t.Fatalf("%s --help: %s", c, out)
+		}
+	}
+	if out := run(0, "list"); !strings.Contains(out, "demo_initial") || !strings.Contains(out, "no settle marker") {
+		t.Fatalf("list before adopt:\n%s", out)
+	}
+	run(0, "adopt", "demo_initial")
+	run(1, "adopt", "demo_initial") // a marker is only overwritten with --force
+	// Not a terminal: no progress lines, one summary line.
+	if out := run(0, "create", "--id", "cli_snap"); strings.Count(out, "\n") != 1 || !strings.Contains(out, "sha256") {
+		t.Fatalf("create printed:\n%s", out)
+	}
+	run(1, "create", "--id", "cli_snap") // never overwrites
+	if out := run(0, "verify", "cli_snap"); !strings.Contains(out, "sha256 matches its manifest") {
+		t.Fatalf("verify:\n%s", out)
+	}
+	p := filepath.Join(sb.SnapshotDir, "cli_snap.dump")
+	b, _ := os.ReadFile(p)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(p, b, 0o644)
+	if out := run(1, "verify", "cli_snap"); !strings.Contains(out, "manifest says") {
+		t.Fatalf("verify of a changed dump:\n%s", out)
+	}
+	run(1, "stage", "cli_snap")
+	if out := run(0, "stage", "demo_initial", "--serial", "1"); !strings.Contains(out, "staged in demo__settle_next") {
+		t.Fatalf("stage:\n%s", out)
+	}
+	var l struct {
+		Live   struct{ Marker struct{ Snapshot string } }
+		Staged struct {
+			Marker struct{ Role, Snapshot string }
+		}
+		Snapshots []struct{ ID string }
+		Kept      []any
+	}
+	if err := json.Unmarshal([]byte(run(0, "list", "--format", "json")), &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Live.Marker.Snapshot != "demo_initial" || l.Staged.Marker.Role != "staged" || len(l.Snapshots) != 2 || l.Kept == nil {
+		t.Fatalf("list --format json: %+v", l)
 	}
 }

@@ -97,9 +97,18 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 		if c.flags != nil {
 			c.flags(fs)
 		}
-		if done, code := parse(fs, args[1:]); done {
-			return code
+		// Flags may follow the ID too ("stage ID --serial 2"), as people type them.
+		rest, pos := args[1:], []string{}
+		for {
+			if done, code := parse(fs, rest); done {
+				return code
+			}
+			if fs.NArg() == 0 {
+				break
+			}
+			pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
 		}
+		fs.Parse(append([]string{"--"}, pos...))
 		d, ok := load(*file, stderr)
 		if !ok {
 			return exitFail

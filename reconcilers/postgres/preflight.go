@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -93,23 +94,33 @@ func (r *Reconciler) preflight(ctx context.Context, c *pgx.Conn, f snapshot.File
 	fail := func(err error) (snapshot.Header, error) {
 		return snapshot.Header{}, fmt.Errorf("preflight of snapshot %s: %w", f.ID, err)
 	}
-	if _, err := snapshot.CheckSum(ctx, r.Host, f); err != nil {
-		return fail(err)
-	}
-	hd, err := snapshot.ReadHeader(ctx, r.Host, r.D.Postgres.BinDir, f)
-	if err != nil {
-		return fail(err)
-	}
-	tool := "psql"
-	if f.Format == snapshot.Custom {
-		tool = "pg_restore"
-	}
-	if err := r.toolNewEnough(ctx, tool, hd); err != nil {
-		return fail(err)
-	}
-	n, err := r.dumpNeeds(ctx, f)
-	if err != nil {
-		return fail(err)
+	// The file checks each read the dump on the host and are independent;
+	// run together they cost the slowest, not the sum (the checksum, for a
+	// big dump). Errors are reported in this order, the most basic first.
+	var (
+		hd   snapshot.Header
+		n    needs
+		errs [3]error
+		wg   sync.WaitGroup
+	)
+	wg.Add(3)
+	go func() { defer wg.Done(); _, errs[0] = snapshot.CheckSum(ctx, r.Host, f) }()
+	go func() {
+		defer wg.Done()
+		if hd, errs[1] = snapshot.ReadHeader(ctx, r.Host, r.D.Postgres.BinDir, f); errs[1] == nil {
+			tool := "psql"
+			if f.Format == snapshot.Custom {
+				tool = "pg_restore"
+			}
+			errs[1] = r.toolNewEnough(ctx, tool, hd)
+		}
+	}()
+	go func() { defer wg.Done(); n, errs[2] = r.dumpNeeds(ctx, f) }()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return fail(err)
+		}
 	}
 	if n.connects {
 		return fail(errors.New("the plain dump creates, drops or connects to databases (made with pg_dump --create or pg_dumpall); settle restores into its own scratch database, so re-dump without --create"))

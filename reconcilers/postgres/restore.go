@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -235,21 +237,47 @@ func (r *Reconciler) verifyRows(ctx context.Context, f snapshot.File, db string)
 	if f.Manifest == nil || len(f.Manifest.Rows) == 0 {
 		return 0, nil
 	}
-	c, err := r.connect(ctx, db)
-	if err != nil {
-		return 0, err
+	// Tables are counted on up to jobs connections at once, the same
+	// parallelism the restore itself was allowed.
+	tables := sortedKeys(f.Manifest.Rows)
+	bad := make([]string, len(tables))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var connErr error
+	var once sync.Once
+	for range min(max(r.D.Postgres.Jobs, 1), len(tables)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := r.connect(ctx, db)
+			if err != nil {
+				once.Do(func() { connErr = err })
+				for range work {
+				}
+				return
+			}
+			defer c.Close(context.Background())
+			for i := range work {
+				t := tables[i]
+				schema, table, _ := strings.Cut(t, ".")
+				var n int64
+				if err := c.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{schema, table}.Sanitize()).Scan(&n); err != nil {
+					bad[i] = fmt.Sprintf("%s: %v", t, err)
+				} else if want := f.Manifest.Rows[t]; n != want {
+					bad[i] = fmt.Sprintf("%s has %d rows, manifest says %d", t, n, want)
+				}
+			}
+		}()
 	}
-	defer c.Close(context.Background())
-	var bad []string
-	for _, t := range sortedKeys(f.Manifest.Rows) {
-		schema, table, _ := strings.Cut(t, ".")
-		var n int64
-		if err := c.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{schema, table}.Sanitize()).Scan(&n); err != nil {
-			bad = append(bad, fmt.Sprintf("%s: %v", t, err))
-		} else if want := f.Manifest.Rows[t]; n != want {
-			bad = append(bad, fmt.Sprintf("%s has %d rows, manifest says %d", t, n, want))
-		}
+	for i := range tables {
+		work <- i
 	}
+	close(work)
+	wg.Wait()
+	if connErr != nil {
+		return 0, connErr
+	}
+	bad = slices.DeleteFunc(bad, func(s string) bool { return s == "" })
 	if len(bad) > 0 {
 		if len(bad) > 5 {
 			bad = append(bad[:5], fmt.Sprintf("and %d more", len(bad)-5))
