@@ -12,7 +12,4 @@ func notYet(name string) func([]string, io.Writer, io.Writer) int {
 	}
 }
 
-var (
-	runHistory = notYet("history")
-	runReport  = notYet("report")
-)
+var ()
