@@ -33,8 +33,8 @@ func Down(dir string) error {
 		s.PGBinDir, _ = pgBinDir()
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, 4)
-	for i, f := range []func(context.Context) error{s.downPM2, s.downNginx, s.downPostgres, s.downRedis} {
+	errs := make([]error, 5)
+	for i, f := range []func(context.Context) error{s.downPM2, s.downNginx, s.downPostgres, s.downRedis, s.downSSHD} {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = f(ctx) }()
 	}
