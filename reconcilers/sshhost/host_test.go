@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 
 	"settle/reconcilers"
 )
@@ -391,5 +392,35 @@ func TestIdentityChecks(t *testing.T) {
 	}
 	if n := f.srv.execs.Load(); n != 0 {
 		t.Errorf("%d commands ran", n)
+	}
+}
+
+func TestAgentAuthentication(t *testing.T) {
+	k, s := genKey(t, "ed25519")
+	_, hk := genKey(t, "ed25519")
+	srv := startServer(t, s.PublicKey(), hk)
+	ring := agent.NewKeyring()
+	if err := ring.Add(agent.AddedKey{PrivateKey: k}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go agent.ServeAgent(ring, c)
+		}
+	}()
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	h := dial(t, Config{User: "test", Addr: srv.addr, KnownHosts: knownHostsFile(t, srv.addr, hk.PublicKey())})
+	if out, err := h.Run(ctxT(t), reconcilers.Cmd{Argv: []string{"echo", "via agent"}}); err != nil || string(out) != "via agent\n" {
+		t.Fatalf("Run: %q %v", out, err)
 	}
 }
