@@ -27,6 +27,8 @@ type Outcome struct {
 	Err      string        `json:"error,omitempty"`
 	Skipped  string        `json:"skipped,omitempty"`
 	Took     time.Duration `json:"took_ns"`
+	// Notes are what the actions learned (see reconcilers.Note).
+	Notes map[string]any `json:"notes,omitempty"`
 }
 
 // Result of one apply: the plan run, each resource's outcome, and the plan
@@ -71,7 +73,14 @@ func Apply(ctx context.Context, h reconcilers.Host, p *Plan, opt ApplyOptions) *
 			blocked[r.ID()] = "report mode"
 		default:
 			for _, a := range r.Actions {
-				if err := run(ctx, sys, p.Desired, a, opt.Recorder); err != nil {
+				notes, err := run(ctx, sys, p.Desired, a, opt.Recorder)
+				for k, v := range notes {
+					if out.Notes == nil {
+						out.Notes = map[string]any{}
+					}
+					out.Notes[k] = v
+				}
+				if err != nil {
 					out.Err = reconcilers.Redact(err.Error())
 					blocked[r.ID()] = "failed"
 					break
@@ -118,20 +127,25 @@ func blockedBy(r reconcilers.Resource, blocked map[string]string) string {
 	return ""
 }
 
-func run(ctx context.Context, s *systems, d *desired.Desired, a reconcilers.Action, rec Recorder) (err error) {
+func run(ctx context.Context, s *systems, d *desired.Desired, a reconcilers.Action, rec Recorder) (notes map[string]any, err error) {
 	if rec != nil {
 		rec.Begin(d, a)
 	}
 	start := time.Now()
-	ctx, notes := reconcilers.WithNotes(ctx)
+	ctx, n := reconcilers.WithNotes(ctx)
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic in %s %s: %v", a.Kind, a.Op, p)
 		}
+		notes = n.Map()
 		if rec != nil {
-			rec.End(d, a, time.Since(start), err, notes.Map())
+			rec.End(d, a, time.Since(start), err, notes)
 		}
 	}()
+	return nil, apply(ctx, s, a)
+}
+
+func apply(ctx context.Context, s *systems, a reconcilers.Action) error {
 	switch a.Kind {
 	case "pm2":
 		return s.pm2.Apply(ctx, a)

@@ -116,6 +116,10 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 	}
 	e.Update(func(s *state.Status) { s.Phase = "applying" })
 	applyStart := time.Now()
+	evidence := ""
+	if why := destructive(d, p); why != "" {
+		evidence = e.captureForensics(ctx, d, p, why)
+	}
 	res = Apply(ctx, e.Host, p, ApplyOptions{Recorder: e.logRecorder(), ReportOnly: reportOnly})
 	end := state.Stamp(state.Entry{Event: state.EvApplyEnd, DurationMS: float64(time.Since(applyStart).Microseconds()) / 1000, Outcome: "ok"}, d)
 	if res.Err != nil {
@@ -125,6 +129,8 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 	e.record(d, res.After)
 	if res.Err == nil && res.After.InSync() {
 		e.converged(d, res.After)
+		e.verifyAfter(ctx, d, applyStart)
+		e.dumpReplaced(ctx, d, evidence, res)
 		e.notify(d, notify.ApplySucceeded, fmt.Sprintf("Converged in %s: active %s%s", time.Since(start).Round(time.Millisecond), d.App.Active, snapNote(d)))
 	} else {
 		metricFailures.Inc()
@@ -238,6 +244,7 @@ func (e *Engine) record(d *desired.Desired, p *Plan) {
 
 func (e *Engine) converged(d *desired.Desired, p *Plan) {
 	setGeneration(d)
+	e.keepGeneration(d)
 	e.Update(func(s *state.Status) {
 		if s.Applied.Generation != d.Generation {
 			s.Previous, s.Applied = s.Applied, genOf(d)

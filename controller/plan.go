@@ -24,6 +24,8 @@ type Plan struct {
 	Resources  []reconcilers.Resource
 	ObservedAt time.Time
 	Took       time.Duration
+
+	obs observations // what the plan was computed from: log paths, the served color
 }
 
 // InSync reports whether nothing needs doing and nothing is in doubt.
@@ -102,7 +104,7 @@ func Compute(ctx context.Context, h reconcilers.Host, d *desired.Desired) *Plan 
 	start := time.Now()
 	o := newSystems(h, d).observe(ctx)
 	p := build(d, o)
-	p.ObservedAt, p.Took = start, time.Since(start)
+	p.ObservedAt, p.Took, p.obs = start, time.Since(start), o
 	return p
 }
 

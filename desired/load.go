@@ -107,6 +107,7 @@ func Parse(name string, data []byte) (*Desired, error) {
 	sum := sha256.Sum256(data)
 	d.Path = name
 	d.Generation = hex.EncodeToString(sum[:])
+	d.Raw = data
 	d.LoadedAt = time.Now()
 	return &d, nil
 }

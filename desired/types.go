@@ -39,6 +39,7 @@ type Desired struct {
 	Generation string    `toml:"-"` // sha256 of the file's bytes, hex
 	Git        GitInfo   `toml:"-"`
 	LoadedAt   time.Time `toml:"-"`
+	Raw        []byte    `toml:"-"` // the bytes the generation is the hash of
 }
 
 // App describes the blue-green pair.
@@ -111,6 +112,12 @@ type Agent struct {
 	Debounce  string            `toml:"debounce"`
 	Listen    string            `toml:"listen"`
 	NotifyEnv string            `toml:"notify_url_env"`
+	// AnalysisWindow, when set, watches the new color's traffic through
+	// nginx for this long after a switch; a color that breaks the
+	// thresholds is held back and the last good generation served.
+	AnalysisWindow string  `toml:"analysis_window"`
+	MaxErrorRate   float64 `toml:"max_error_rate"` // default 0.25
+	MaxLatency     string  `toml:"max_latency"`    // p99, default "5s"
 }
 
 // Host is the machine the managed systems run on, reached over SSH. The
@@ -178,6 +185,10 @@ func (d *Desired) applyDefaults() {
 	def(&d.Agent.Debounce, DefaultDebounce)
 	def(&d.Agent.StateDir, DefaultStateDir)
 	def(&d.Agent.Listen, DefaultListen)
+	def(&d.Agent.MaxLatency, "5s")
+	if d.Agent.MaxErrorRate == 0 {
+		d.Agent.MaxErrorRate = 0.25
+	}
 	if h := d.Host; h != nil {
 		def(&h.ConnectTimeout, DefaultConnect)
 		def(&h.Keepalive, DefaultKeepalive)
@@ -202,6 +213,10 @@ func (d *Desired) ModeFor(kind string) string {
 func (d *Desired) StartTimeout() time.Duration { return mustDur(d.App.StartTimeout) }
 func (d *Desired) Resync() time.Duration       { return mustDur(d.Agent.Resync) }
 func (d *Desired) Debounce() time.Duration     { return mustDur(d.Agent.Debounce) }
+func (d *Desired) AnalysisWindow() time.Duration {
+	return mustDur(d.Agent.AnalysisWindow)
+}
+func (d *Desired) MaxLatency() time.Duration { return mustDur(d.Agent.MaxLatency) }
 
 // ConnectTimeout and KeepaliveInterval of a validated [host].
 func (h *Host) ConnectTimeoutDur() time.Duration { return mustDur(h.ConnectTimeout) }

@@ -233,6 +233,11 @@ func agent(add adder, a *Agent) {
 	duration(add, "agent.debounce", a.Debounce, 0, 10*time.Second)
 	hostPort(add, "agent.listen", a.Listen)
 	envName(add, "agent.notify_url_env", a.NotifyEnv, false, "SETTLE_WEBHOOK_URL")
+	duration(add, "agent.analysis_window", a.AnalysisWindow, 0, time.Hour)
+	duration(add, "agent.max_latency", a.MaxLatency, time.Millisecond, time.Hour)
+	if a.MaxErrorRate <= 0 || a.MaxErrorRate > 1 {
+		add("agent.max_error_rate", "must be a fraction in (0, 1], e.g. 0.25 for 25 %%")
+	}
 }
 
 func oneOf(add adder, key, v string, allowed ...string) {

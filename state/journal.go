@@ -26,6 +26,7 @@ const (
 	EvHeld        = "held"
 	EvAgentStart  = "agent-start"
 	EvAgentStop   = "agent-stop"
+	EvForensics   = "forensics"
 )
 
 // Entry is one line of journal.jsonl. Text fields pass Redact.

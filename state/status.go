@@ -27,6 +27,15 @@ type Status struct {
 	// AppliedWants is each resource's desired value at the last
 	// convergence; plan uses it to tell drift from intended change.
 	AppliedWants map[string]string `json:"applied_wants,omitempty"`
+	// Verification is the checklist run after the last apply.
+	Verification []Check `json:"verification,omitempty"`
+}
+
+// Check is one verification result.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // Gen identifies a desired state.

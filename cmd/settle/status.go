@@ -72,6 +72,16 @@ Exit 0; 1 when there is no status yet.`, stderr)
 			fmt.Fprintf(&b, "         %-28s reason:  %s\n", "", r.Reason)
 		}
 	}
+	if len(st.Verification) > 0 {
+		b.WriteString("\nverification after the last apply:\n")
+		for _, c := range st.Verification {
+			mark := "ok  "
+			if !c.OK {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(&b, "  %s %s: %s\n", mark, c.Name, c.Detail)
+		}
+	}
 	io.WriteString(stdout, reconcilers.Redact(b.String()))
 	return exitOK
 }

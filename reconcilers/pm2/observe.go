@@ -28,6 +28,7 @@ type Proc struct {
 	Restarts  int
 	Cwd       string
 	ErrLog    string
+	OutLog    string
 	MinUptime time.Duration
 	Health    reconcilers.Probe
 }
@@ -128,6 +129,7 @@ type jproc struct {
 		Restarts  int     `json:"restart_time"`
 		Cwd       string  `json:"pm_cwd"`
 		ErrLog    string  `json:"pm_err_log_path"`
+		OutLog    string  `json:"pm_out_log_path"`
 		MinUptime any     `json:"min_uptime"`
 	} `json:"pm2_env"`
 }
@@ -175,7 +177,7 @@ func ParseJlist(out []byte) ([]Proc, error) {
 	procs := make([]Proc, 0, len(raw))
 	for _, j := range raw {
 		p := Proc{Name: j.Name, PMID: j.PMID, PID: j.PID, Status: j.Env.Status, Restarts: j.Env.Restarts,
-			Cwd: j.Env.Cwd, ErrLog: j.Env.ErrLog, MinUptime: time.Second}
+			Cwd: j.Env.Cwd, ErrLog: j.Env.ErrLog, OutLog: j.Env.OutLog, MinUptime: time.Second}
 		if j.Env.Uptime > 0 {
 			p.Since = time.UnixMilli(int64(j.Env.Uptime))
 		}
