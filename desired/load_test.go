@@ -309,7 +309,7 @@ func TestParseGood(t *testing.T) {
 		{name: "host over ssh with defaults", src: ex + "\n[host]\nssh = \"deploy@vps.example.com\"\n",
 			check: func(t *testing.T, d *Desired) {
 				u, a := d.Host.Target()
-				if u != "deploy" || a != "vps.example.com:22" || d.Host.ConnectTimeoutDur().String() != "10s" || d.Host.KeepaliveDur().String() != "15s" || d.Host.KnownHosts != "" {
+				if u != "deploy" || a != "vps.example.com:22" || d.Host.ConnectTimeoutDur().String() != "8s" || d.Host.KeepaliveDur().String() != "15s" || d.Host.KnownHosts != "" {
 					t.Errorf("host %+v: target %q %q", d.Host, u, a)
 				}
 			}},

@@ -165,7 +165,7 @@ const (
 	DefaultStateDir     = "/var/lib/settle"
 	DefaultListen       = "127.0.0.1:9813"
 	DefaultSSHPort      = "22"
-	DefaultConnect      = "10s"
+	DefaultConnect      = "8s"
 	DefaultKeepalive    = "15s"
 )
 
