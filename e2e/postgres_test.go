@@ -257,6 +257,10 @@ func TestPostgresRestoreFailuresLeaveLiveUntouched(t *testing.T) {
 	write("truncated.dump", dump[:len(dump)*2/3])
 	write("tampered.dump", tampered)
 	manifest("tampered")
+	write("rows_differ.dump", dump)
+	manifest("rows_differ")
+	m, _ := os.ReadFile(filepath.Join(sb.SnapshotDir, "rows_differ.json"))
+	write("rows_differ.json", bytes.Replace(m, []byte(`"public.leads": 5`), []byte(`"public.leads": 6`), 1))
 	write("needs_ext.sql", []byte("-- Dumped by pg_dump version 15.0\nCREATE EXTENSION IF NOT EXISTS no_such_extension WITH SCHEMA public;\n"))
 	write("bad_sql.sql", []byte("-- Dumped by pg_dump version 15.0\nCREATE TABLE t (a int);\nINSERT INTO t VALUES ('not a number');\n"))
 
@@ -268,6 +272,7 @@ func TestPostgresRestoreFailuresLeaveLiveUntouched(t *testing.T) {
 		{"needs_role", "role(s) ghost"},
 		{"needs_ext", "no_such_extension"},
 		{"bad_sql", "not a number"},
+		{"rows_differ", "public.leads has 5 rows, manifest says 6"},
 	}
 	before := pgWorld(t, ctx, sb)
 	for _, c := range cases {
