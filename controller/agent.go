@@ -42,6 +42,8 @@ type Agent struct {
 	good     *desired.Desired // last valid desired state
 	badGen   string           // hash of the last invalid bytes, to log them once
 	failures map[string]int   // generation -> consecutive failed applies
+	held     string           // generation that failed analysis
+	fallback *desired.Desired // what is served instead of the held one
 	retryAt  time.Time
 }
 
@@ -137,6 +139,12 @@ func (a *Agent) pass(ctx context.Context, why string) {
 		a.badGen = ""
 		a.good = d
 	}
+	if d.Generation == a.held && a.fallback != nil {
+		d = a.fallback // held: not retried until the file changes
+		defer a.Engine.MarkHeld(a.held, a.Engine.Status().Message)
+	} else if d.Generation != a.held {
+		a.held, a.fallback = "", nil
+	}
 	if n := a.failures[d.Generation]; n > 0 && time.Now().Before(a.retryAt) && why == "" {
 		return // still backing off this generation
 	}
@@ -156,6 +164,14 @@ func (a *Agent) pass(ctx context.Context, why string) {
 	}
 	if len(res.Outcomes) > 0 {
 		a.Log.Info("converged", "generation", short(d.Generation), "commit", d.Git.Short(), "active", d.App.Active)
+	}
+	if ok, why := a.Engine.Analyze(ctx, d, res); !ok {
+		w, err := a.Engine.Hold(ctx, d, why)
+		a.held, a.fallback = d.Generation, w
+		if err != nil {
+			a.Log.Error("hold", "err", errString(err))
+		}
+		return
 	}
 	a.failures, a.retryAt = map[string]int{}, time.Time{}
 	a.Engine.Update(func(s *state.Status) { s.NextRetry = time.Time{} })

@@ -249,7 +249,7 @@ func (e *Engine) converged(d *desired.Desired, p *Plan) {
 		if s.Applied.Generation != d.Generation {
 			s.Previous, s.Applied = s.Applied, genOf(d)
 		}
-		s.Phase, s.LastError, s.Message = "converged", "", ""
+		s.Phase, s.LastError, s.Message, s.Held = "converged", "", "", ""
 		s.AppliedWants = p.Wants()
 	})
 }

@@ -21,6 +21,7 @@ type Status struct {
 	Seen      Gen              `json:"seen"`                 // last generation read from the file
 	Applied   Gen              `json:"applied"`              // last generation that converged
 	Previous  Gen              `json:"previous"`             // the one converged to before it
+	Held      string           `json:"held,omitempty"`       // generation that failed analysis; not retried until the file changes
 	LastError string           `json:"last_error,omitempty"` // of the last pass
 	NextRetry time.Time        `json:"next_retry,omitempty"`
 	Resources []ResourceStatus `json:"resources"`

@@ -17,7 +17,9 @@ func runApply(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("apply", "[-f FILE]", `Converges the machine to the desired file once: target color online and
 healthy, then nginx switched and verified, then the standby color per
 app.standby. Every action is journaled in the state dir. Afterwards the
-machine is observed again; the plan must be empty.
+machine is observed again; the plan must be empty. With agent.analysis_window
+set, the new color's traffic is then judged (error rate, p99 latency); a
+color that fails is held back and the last good generation served again.
 Exit 0 converged, 1 failed (the error says which resource and why).`, stderr)
 	file := fileFlag(fs)
 	verbose := fs.Bool("v", false, "log debug detail")
@@ -54,6 +56,14 @@ Exit 0 converged, 1 failed (the error says which resource and why).`, stderr)
 	controller.WriteResult(stdout, res)
 	if res.Err != nil {
 		fmt.Fprintf(stderr, "settle apply: failed:\n%s\n", reconcilers.Redact(res.Err.Error()))
+		return exitFail
+	}
+	if ok, why := eng.Analyze(ctx, d, res); !ok {
+		if _, err := eng.Hold(ctx, d, why); err != nil {
+			fmt.Fprintln(stderr, "settle apply:", reconcilers.Redact(err.Error()))
+		} else {
+			fmt.Fprintln(stderr, "settle apply:", reconcilers.Redact(eng.Status().Message))
+		}
 		return exitFail
 	}
 	if !res.After.InSync() {
