@@ -53,8 +53,31 @@ type ApplyOptions struct {
 func Apply(ctx context.Context, h reconcilers.Host, p *Plan, opt ApplyOptions) *Result {
 	res := &Result{Plan: p}
 	sys := newSystems(h, p.Desired)
-	blocked := map[string]string{} // resource ID -> why its dependents must not run
 	var errs *multierror.Error
+	res.Outcomes, errs = execute(ctx, p, opt, func(ctx context.Context, a reconcilers.Action) (map[string]any, error) {
+		return run(ctx, sys, p.Desired, a, opt.Recorder)
+	})
+	res.After = Compute(ctx, h, p.Desired)
+	if errs == nil && !res.After.InSync() {
+		for _, r := range res.After.Resources {
+			if r.Status != reconcilers.InSync && !skipped(res.Outcomes, r.ID()) {
+				errs = multierror.Append(errs, fmt.Errorf("%s: not converged after apply: want %s, have %s", r.ID(), r.Desired, r.Actual))
+			}
+		}
+	}
+	if errs != nil {
+		errs.ErrorFormat = listErrors
+		res.Err = errs
+	}
+	return res
+}
+
+// execute runs the plan's resources in order through do, skipping what
+// waits for a failed, skipped or doubtful resource.
+func execute(ctx context.Context, p *Plan, opt ApplyOptions, do func(context.Context, reconcilers.Action) (map[string]any, error)) ([]Outcome, *multierror.Error) {
+	var outs []Outcome
+	var errs *multierror.Error
+	blocked := map[string]string{} // resource ID -> why its dependents must not run
 	for _, r := range p.Resources {
 		out := Outcome{Resource: r.ID()}
 		start := time.Now()
@@ -73,7 +96,7 @@ func Apply(ctx context.Context, h reconcilers.Host, p *Plan, opt ApplyOptions) *
 			blocked[r.ID()] = "report mode"
 		default:
 			for _, a := range r.Actions {
-				notes, err := run(ctx, sys, p.Desired, a, opt.Recorder)
+				notes, err := do(ctx, a)
 				for k, v := range notes {
 					if out.Notes == nil {
 						out.Notes = map[string]any{}
@@ -92,21 +115,9 @@ func Apply(ctx context.Context, h reconcilers.Host, p *Plan, opt ApplyOptions) *
 		if out.Err != "" {
 			errs = multierror.Append(errs, fmt.Errorf("%s: %s", r.ID(), out.Err))
 		}
-		res.Outcomes = append(res.Outcomes, out)
+		outs = append(outs, out)
 	}
-	res.After = Compute(ctx, h, p.Desired)
-	if errs == nil && !res.After.InSync() {
-		for _, r := range res.After.Resources {
-			if r.Status != reconcilers.InSync && !skipped(res.Outcomes, r.ID()) {
-				errs = multierror.Append(errs, fmt.Errorf("%s: not converged after apply: want %s, have %s", r.ID(), r.Desired, r.Actual))
-			}
-		}
-	}
-	if errs != nil {
-		errs.ErrorFormat = listErrors
-		res.Err = errs
-	}
-	return res
+	return outs, errs
 }
 
 func skipped(outs []Outcome, id string) bool {

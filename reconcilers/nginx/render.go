@@ -39,8 +39,9 @@ type Upstream struct {
 
 var (
 	upstreamRe = regexp.MustCompile(`(?s)upstream\s+([A-Za-z0-9_-]+)\s*\{(.*?)\}`)
-	serverRe   = regexp.MustCompile(`(?m)^\s*server\s+([^\s;]+)[^;]*;`)
-	commentRe  = regexp.MustCompile(`(?m)#.*$`)
+	// server directives anywhere in the block: a hand edit may put two on a line.
+	serverRe  = regexp.MustCompile(`(?:^|[\s;{])server\s+([^\s;]+)[^;]*;`)
+	commentRe = regexp.MustCompile(`(?m)#.*$`)
 )
 
 // ParseUpstream reads the upstream block named name from an nginx file.
