@@ -119,7 +119,12 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		r := &postgres.Reconciler{Host: reconcilers.Local{}, D: d}
+		host, closeHost, err := hostFor(ctx, d)
+		if err != nil {
+			return fail(stderr, c.name, err)
+		}
+		defer closeHost()
+		r := &postgres.Reconciler{Host: host, D: d}
 		return c.run(ctx, r, fs, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "settle snapshot: unknown command %q (create, list, verify, stage, adopt)\n", args[0])
