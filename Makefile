@@ -27,9 +27,12 @@ fuzz:
 e2e: build
 	$(GO) test -tags e2e -count=1 -p 1 -timeout 40m $(E2E_PKG)
 
+# Figures the issues ask for: switch latency under load, full rollback time,
+# restore against pg_restore by hand, the swap's refusal window.
 bench: build
 	$(GO) run ./bench/switch
-	@if [ -d bench/restore ]; then $(GO) run ./bench/restore; fi
+	$(GO) run ./bench/rollback
+	$(GO) run ./bench/restore
 
 demo: deps build
 	scripts/demo
