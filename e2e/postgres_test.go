@@ -154,9 +154,18 @@ func TestPostgresSnapshotRollback(t *testing.T) {
 		t.Fatalf("blue serves %d leads after the writes, want 8", n)
 	}
 
+	// Database-level privileges and settings are not in a dump; the
+	// swapped-in database must carry them, or the app is locked out.
+	pgExec(t, ctx, sb.AdminDSN, "REVOKE CONNECT ON DATABASE demo FROM PUBLIC", "GRANT CONNECT ON DATABASE demo TO demo_app",
+		"ALTER DATABASE demo SET work_mem = '8MB'")
 	r.D.Postgres.Snapshot = "before_import"
 	if ops := pgConverge(t, ctx, r); !slices.Equal(ops, []string{postgres.OpRestore, postgres.OpSwap}) {
 		t.Fatalf("rollback ran %v, want restore then swap", ops)
+	}
+	if n := queryInt(t, ctx, sb.AdminDSN, `SELECT count(*) FROM pg_database WHERE datname = 'demo'
+		AND NOT has_database_privilege('public', oid, 'CONNECT') AND has_database_privilege('demo_app', oid, 'CONNECT')
+		AND EXISTS (SELECT 1 FROM pg_db_role_setting WHERE setdatabase = oid AND 'work_mem=8MB' = ANY(setconfig))`); n != 1 {
+		t.Fatalf("the swapped-in database lost the live one's privileges or settings")
 	}
 	if n := queryInt(t, ctx, dsnFor(sb, "demo"), "SELECT count(*) FROM leads"); n != 5 {
 		t.Fatalf("live has %d leads after rollback, want the snapshot's 5", n)

@@ -180,6 +180,13 @@ func copyAccess(ctx context.Context, c *pgx.Conn, from, to string) error {
 	// ALTER DATABASE ... SET cannot be replayed faithfully from setconfig
 	// text (list-valued settings lose their quoting), so the rows are
 	// copied as they are; the catalog is the source of truth for them.
+	// That takes a superuser, so it is only done when there is something
+	// to copy.
+	var settings int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_db_role_setting s JOIN pg_database f
+		ON f.oid = s.setdatabase AND f.datname = $1`, from).Scan(&settings); err != nil || settings == 0 {
+		return err
+	}
 	_, err := c.Exec(ctx, `INSERT INTO pg_db_role_setting (setdatabase, setrole, setconfig)
 		SELECT t.oid, s.setrole, s.setconfig FROM pg_db_role_setting s
 		JOIN pg_database f ON f.oid = s.setdatabase AND f.datname = $1
