@@ -51,9 +51,9 @@ func destructive(d *desired.Desired, p *Plan) string {
 	return strings.Join(why, "-")
 }
 
-// captureForensics saves what an on-call engineer will want to read later,
-// before the cut destroys it: the leaving color's PM2 logs, nginx's logs,
-// and the desired file before and after.
+// captureForensics saves what an on-call engineer will want to read later
+// in one place: the leaving color's PM2 logs, nginx's logs, and the desired
+// file before and after.
 func (e *Engine) captureForensics(ctx context.Context, d *desired.Desired, p *Plan, reason string) string {
 	ngx := &nginx.Reconciler{Host: e.Host, D: d}
 	access := d.Nginx.AccessLog
@@ -61,8 +61,8 @@ func (e *Engine) captureForensics(ctx context.Context, d *desired.Desired, p *Pl
 		access = filepath.Join(filepath.Dir(ngx.ErrorLog(ctx)), "access.log")
 	}
 	files := []forensics.Source{
-		{Name: "nginx-error.log", Path: ngx.ErrorLog(ctx), TailBytes: 1 << 20},
-		{Name: "nginx-access.log", Path: access, TailBytes: 4 << 20},
+		{Name: "nginx-error.log", Path: ngx.ErrorLog(ctx), TailBytes: 256 << 10},
+		{Name: "nginx-access.log", Path: access, TailBytes: 1 << 20},
 		{Name: "nginx-upstream.conf", Path: d.Nginx.UpstreamFile},
 	}
 	leaving := servedColor(d, p.obs)
@@ -73,8 +73,8 @@ func (e *Engine) captureForensics(ctx context.Context, d *desired.Desired, p *Pl
 		if proc, ok := o.Procs[d.App.ProcessName(leaving)]; ok {
 			name := d.App.ProcessName(leaving)
 			files = append(files,
-				forensics.Source{Name: name + "-out.log", Path: proc.OutLog, TailBytes: 1 << 20},
-				forensics.Source{Name: name + "-error.log", Path: proc.ErrLog, TailBytes: 1 << 20})
+				forensics.Source{Name: name + "-out.log", Path: proc.OutLog, TailBytes: 256 << 10},
+				forensics.Source{Name: name + "-error.log", Path: proc.ErrLog, TailBytes: 256 << 10})
 		}
 	}
 	extra := map[string][]byte{"desired-after.toml": d.Raw}

@@ -116,9 +116,15 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 	}
 	e.Update(func(s *state.Status) { s.Phase = "applying" })
 	applyStart := time.Now()
-	evidence := ""
+	// Forensics run beside the apply, not before it: nothing they read is
+	// destroyed by the cut (logs are files, the replaced database is kept
+	// and dumped afterwards), and a multi-megabyte log tail must not delay
+	// a rollback. The apply's result waits for them.
+	evidence := make(chan string, 1)
 	if why := destructive(d, p); why != "" {
-		evidence = e.captureForensics(ctx, d, p, why)
+		go func() { evidence <- e.captureForensics(ctx, d, p, why) }()
+	} else {
+		evidence <- ""
 	}
 	res = Apply(ctx, e.Host, p, ApplyOptions{Recorder: e.logRecorder(), ReportOnly: reportOnly})
 	end := state.Stamp(state.Entry{Event: state.EvApplyEnd, DurationMS: float64(time.Since(applyStart).Microseconds()) / 1000, Outcome: "ok"}, d)
@@ -127,10 +133,13 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 	}
 	e.Journal.Append(end)
 	e.record(d, res.After)
+	if res.Err != nil {
+		<-evidence // captured even when the apply failed: that is when it matters most
+	}
 	if res.Err == nil && res.After.InSync() {
 		e.converged(d, res.After)
 		e.verifyAfter(ctx, d, applyStart)
-		e.dumpReplaced(ctx, d, evidence, res)
+		e.dumpReplaced(ctx, d, <-evidence, res)
 		e.notify(d, notify.ApplySucceeded, fmt.Sprintf("Converged in %s: active %s%s", time.Since(start).Round(time.Millisecond), d.App.Active, snapNote(d)))
 	} else {
 		metricFailures.Inc()

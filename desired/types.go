@@ -160,7 +160,7 @@ const (
 	DefaultNginxConfig  = "/etc/nginx/nginx.conf"
 	DefaultStartTimeout = "60s"
 	DefaultResync       = "30s"
-	DefaultDebounce     = "50ms"
+	DefaultDebounce     = "25ms"
 	DefaultKeepReplaced = "168h"
 	DefaultStateDir     = "/var/lib/settle"
 	DefaultListen       = "127.0.0.1:9813"
