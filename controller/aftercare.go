@@ -36,9 +36,12 @@ func servedColor(d *desired.Desired, o observations) string {
 
 // destructive says why p is about to do something that loses evidence: a
 // database swap, or traffic leaving a color.
-func destructive(d *desired.Desired, p *Plan) string {
+func destructive(d *desired.Desired, p *Plan, reportOnly func(string) bool) string {
 	var why []string
 	for _, r := range p.Resources {
+		if reportOnly(r.Kind) {
+			continue // it will not be touched
+		}
 		if r.Kind == postgres.Kind && hasOp(r, postgres.OpSwap) {
 			why = append(why, "swap")
 		}

@@ -162,7 +162,7 @@ func (a *Agent) pass(ctx context.Context, why string) {
 		a.Engine.Update(func(s *state.Status) { s.NextRetry = a.retryAt.UTC() })
 		return
 	}
-	if len(res.Outcomes) > 0 {
+	if len(res.Outcomes) > 0 && res.After.InSync() {
 		a.Log.Info("converged", "generation", short(d.Generation), "commit", d.Git.Short(), "active", d.App.Active)
 	}
 	if ok, why := a.Engine.Analyze(ctx, d, res); !ok {

@@ -121,7 +121,7 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 	// and dumped afterwards), and a multi-megabyte log tail must not delay
 	// a rollback. The apply's result waits for them.
 	evidence := make(chan string, 1)
-	if why := destructive(d, p); why != "" {
+	if why := destructive(d, p, reportOnly); why != "" {
 		go func() { evidence <- e.captureForensics(ctx, d, p, why) }()
 	} else {
 		evidence <- ""
@@ -133,15 +133,22 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 	}
 	e.Journal.Append(end)
 	e.record(d, res.After)
-	if res.Err != nil {
-		<-evidence // captured even when the apply failed: that is when it matters most
-	}
-	if res.Err == nil && res.After.InSync() {
+	switch {
+	case res.Err == nil && res.After.InSync():
 		e.converged(d, res.After)
 		e.verifyAfter(ctx, d, applyStart)
 		e.dumpReplaced(ctx, d, <-evidence, res)
 		e.notify(d, notify.ApplySucceeded, fmt.Sprintf("Converged in %s: active %s%s", time.Since(start).Round(time.Millisecond), d.App.Active, snapNote(d)))
-	} else {
+	case res.Err == nil && onlyReported(res.After, reportOnly):
+		// Everything settle may do is done; the rest is report-mode drift,
+		// already reported, and not a failure.
+		<-evidence
+		e.Log.Info("applied; drift on report-mode resources left alone", "generation", short(d.Generation))
+		e.Update(func(s *state.Status) {
+			s.Phase, s.LastError, s.Message = "drifted", "", "drift on report-mode resources is reported, not repaired"
+		})
+	default:
+		<-evidence // captured even when the apply failed: that is when it matters most
 		metricFailures.Inc()
 		e.Update(func(s *state.Status) {
 			s.Phase, s.LastError = "failed", errString(res.Err)
