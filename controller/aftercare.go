@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -109,15 +110,13 @@ func (e *Engine) dumpReplaced(ctx context.Context, d *desired.Desired, dir strin
 		return
 	}
 	start := time.Now()
-	b, err := (&postgres.Reconciler{Host: e.Host, D: d}).Dump(ctx, kept)
-	if err == nil {
-		err = forensics.AddFile(dir, kept+".dump", b)
-	}
+	pg := &postgres.Reconciler{Host: e.Host, D: d}
+	err := forensics.AddStream(dir, kept+".dump", func(w io.Writer) error { return pg.Dump(ctx, kept, w) })
 	if err != nil {
 		e.Log.Warn("dump of the replaced database failed; it is still kept", "database", kept, "err", errString(err))
 		return
 	}
-	e.Log.Info("replaced database dumped to forensics", "database", kept, "bytes", len(b), "took", time.Since(start).Round(time.Millisecond))
+	e.Log.Info("replaced database dumped to forensics", "database", kept, "took", time.Since(start).Round(time.Millisecond))
 	e.Journal.Append(state.Stamp(state.Entry{Event: state.EvForensics, Detail: "dump of " + kept,
 		DurationMS: float64(time.Since(start).Microseconds()) / 1000, Data: map[string]any{"dir": dir, "file": kept + ".dump"}}, d))
 }

@@ -139,10 +139,13 @@ func (a *Agent) pass(ctx context.Context, why string) {
 		a.badGen = ""
 		a.good = d
 	}
-	if d.Generation == a.held && a.fallback != nil {
+	switch {
+	case d.Generation == a.held && a.fallback == nil:
+		return // held with nothing better to serve: touch nothing until the file changes
+	case d.Generation == a.held:
 		d = a.fallback // held: not retried until the file changes
 		defer a.Engine.MarkHeld(a.held, a.Engine.Status().Message)
-	} else if d.Generation != a.held {
+	default:
 		a.held, a.fallback = "", nil
 	}
 	if n := a.failures[d.Generation]; n > 0 && time.Now().Before(a.retryAt) && why == "" {

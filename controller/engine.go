@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -49,16 +50,20 @@ func (e *Engine) Status() state.Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.status
+	// Deep enough that the caller may read it while passes go on.
+	s.Resources = append([]state.ResourceStatus(nil), s.Resources...)
+	s.Verification = append([]state.Check(nil), s.Verification...)
+	s.AppliedWants = maps.Clone(s.AppliedWants)
 	return s
 }
 
 // Update changes the status under the lock and writes it out.
 func (e *Engine) Update(f func(s *state.Status)) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	f(&e.status)
-	s := e.status
-	e.mu.Unlock()
-	if err := state.WriteStatus(e.Dir, &s); err != nil {
+	// Written under the lock, so an older status never lands after a newer.
+	if err := state.WriteStatus(e.Dir, &e.status); err != nil {
 		e.Log.Warn("cannot write status", "err", err)
 	}
 }
@@ -246,7 +251,8 @@ func (e *Engine) record(d *desired.Desired, p *Plan) {
 	e.Update(func(s *state.Status) {
 		s.File = d.Path
 		s.Seen = genOf(d)
-		s.Resources = s.Resources[:0]
+		// A fresh slice: copies handed out by Status share the old one.
+		s.Resources = make([]state.ResourceStatus, 0, len(p.Resources))
 		for _, r := range p.Resources {
 			s.Resources = append(s.Resources, state.FromResource(r, p.ObservedAt))
 		}

@@ -138,6 +138,13 @@ func build(d *desired.Desired, o observations) *Plan {
 		ngx = nginx.Plan(d, o.nginx)
 	}
 	a, s := procs[active], procs[standby]
+	if hasOp(a, pm2.OpReplace) && servedColor(d, o) == active {
+		// Replacing the process nginx sends traffic to would take the site
+		// down until the new release proves healthy, if it ever does.
+		a.Status, a.Actions = reconcilers.Failed, nil
+		a.Reason = fmt.Sprintf("%s serves traffic and its release dir changed; deploy into the other color (%s) and switch to it instead",
+			a.Name, standby)
+	}
 	out := []reconcilers.Resource{a}
 	ngx.After = []string{a.ID()}
 	var cleanup []reconcilers.Resource

@@ -50,6 +50,22 @@ func TestBuildOrdersAndGates(t *testing.T) {
 			t.Errorf("stopping blue waits for %v, want nginx", got)
 		}
 	})
+	t.Run("release dir of the serving color changed: refused, not replaced under traffic", func(t *testing.T) {
+		d := buildDesired("blue", "running")
+		d.App.Blue.Dir = "/b2"
+		p := build(d, obs())
+		if r := p.Resources[0]; r.Status != reconcilers.Failed || len(r.Actions) != 0 {
+			t.Fatalf("serving color would be replaced: %+v", r)
+		}
+	})
+	t.Run("release dir of the standby changed: replaced", func(t *testing.T) {
+		d := buildDesired("blue", "running")
+		d.App.Green.Dir = "/g2"
+		p := build(d, obs())
+		if r := p.Resources[len(p.Resources)-1]; r.Name != "demo-green" || !hasOp(r, pm2.OpReplace) {
+			t.Fatalf("standby not replaced: %+v", r)
+		}
+	})
 	t.Run("pm2 unreadable: both colors in error, nothing planned", func(t *testing.T) {
 		o := obs()
 		o.pm2, o.pm2Err = nil, errors.New("no PM2 daemon")

@@ -190,7 +190,9 @@ func postgres(add adder, p *Postgres) {
 	if p.RestoreSerial < 0 {
 		add("postgres.restore_serial", "must be 0 or more; raise it by one to restore the same snapshot again")
 	}
-	duration(add, "postgres.keep_replaced", p.KeepReplaced, 0, 10*365*24*time.Hour)
+	// The replaced database holds every write since the snapshot: an hour
+	// at least, so a typo ("168s") cannot drop it on the next pass.
+	duration(add, "postgres.keep_replaced", p.KeepReplaced, time.Hour, 10*365*24*time.Hour)
 	if p.Jobs < 1 || p.Jobs > 64 {
 		add("postgres.jobs", "must be between 1 and 64")
 	}

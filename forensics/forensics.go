@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -110,7 +111,7 @@ func Capture(ctx context.Context, h reconcilers.Host, opts Options) (string, err
 			fail(s.Name, s.Path, err)
 			continue
 		}
-		it, err := store(dir, s.Name, data, now)
+		it, err := store(dir, s.Name, data, now, true)
 		if err != nil {
 			return dir, err
 		}
@@ -126,7 +127,7 @@ func Capture(ctx context.Context, h reconcilers.Host, opts Options) (string, err
 			continue
 		}
 		seen[name] = true
-		it, err := store(dir, name, opts.Extra[name], now)
+		it, err := store(dir, name, opts.Extra[name], now, true)
 		if err != nil {
 			return dir, err
 		}
@@ -150,7 +151,7 @@ func AddFile(dir, name string, data []byte) error {
 		return err
 	}
 	now := time.Now().UTC()
-	it, err := store(dir, name, data, now)
+	it, err := store(dir, name, data, now, isText(data))
 	if err != nil {
 		return err
 	}
@@ -202,11 +203,12 @@ func read(ctx context.Context, h reconcilers.Host, s Source) ([]byte, bool, erro
 	return b, false, nil
 }
 
-// store writes one file 0600. Text is redacted (logs quote DSNs and
-// tokens); binary, such as a custom-format database dump, is kept as is,
-// since masking bytes in it would only corrupt it.
-func store(dir, name string, data []byte, now time.Time) (Item, error) {
-	redacted := isText(data)
+// store writes one file 0600, redacted when redact is set. Captured logs
+// are always redacted, valid UTF-8 or not (a tail cut mid-character, one
+// stray byte); only a file added whole and binary, such as a custom-format
+// database dump, is kept as is, since masking bytes would corrupt it.
+func store(dir, name string, data []byte, now time.Time, redact bool) (Item, error) {
+	redacted := redact
 	if redacted {
 		data = []byte(reconcilers.Redact(string(data)))
 	}
@@ -238,7 +240,7 @@ func writeIndex(dir string, idx *Index, now time.Time) error {
 
 func markdown(idx *Index) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Forensics: %s\n\nCaptured %s from %s, before settle changed anything.\n", idx.Reason, idx.At.Format(time.RFC3339), idx.Host)
+	fmt.Fprintf(&b, "# Forensics: %s\n\nCaptured %s from %s, as settle began the change.\n", idx.Reason, idx.At.Format(time.RFC3339), idx.Host)
 	fmt.Fprintf(&b, "Text files were passed through settle's secret redaction; sha256 is of the stored bytes.\n\n")
 	b.WriteString("| file | from | size | sha256 | note |\n|---|---|---|---|---|\n")
 	for _, f := range idx.Files {
@@ -319,4 +321,56 @@ func sortedNames(m map[string][]byte) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// AddStream adds a file written by fill (a database dump, which may be
+// larger than memory) to an existing capture, mode 0600, unredacted: it is
+// binary. The index records its size and sha256.
+func AddStream(dir, name string, fill func(io.Writer) error) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("forensics: add %q: %w", name, err)
+	}
+	f, err := os.CreateTemp(dir, "."+name+".partial-*")
+	if err != nil {
+		return fmt.Errorf("forensics: add %s: %w", name, err)
+	}
+	defer os.Remove(f.Name())
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, h)}
+	err = fill(cw)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, name))
+	}
+	if err != nil {
+		return fmt.Errorf("forensics: add %s: %w", name, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	idx, err := ReadIndex(dir)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	idx.Files = append(idx.Files, Item{Name: name, Size: cw.n, SHA256: hex.EncodeToString(h.Sum(nil)), Added: now})
+	return writeIndex(dir, idx, now)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

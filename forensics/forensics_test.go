@@ -1,6 +1,7 @@
 package forensics
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -156,5 +157,28 @@ func mode(t *testing.T, path string, want os.FileMode) {
 	}
 	if fi.Mode() != want {
 		t.Errorf("%s: mode %v, want %v", path, fi.Mode(), want)
+	}
+}
+
+func TestCaptureRedactsLogsThatAreNotUTF8(t *testing.T) {
+	const canary = "canary-latin1-7f3a9c"
+	reconcilers.AddSecret(canary)
+	src := filepath.Join(t.TempDir(), "app.log")
+	// A tail that starts mid-character, and a Latin-1 byte later on.
+	log := append([]byte{0xa9, 'x', '\n'}, []byte("conexi\xf3n fallida password="+canary+"\n")...)
+	if err := os.WriteFile(src, log, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := Capture(context.Background(), reconcilers.Local{}, Options{StateDir: t.TempDir(), Reason: "test",
+		Files: []Source{{Name: "app.log", Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(got, []byte(canary)) {
+		t.Fatalf("a log that is not valid UTF-8 was stored unredacted:\n%q", got)
 	}
 }

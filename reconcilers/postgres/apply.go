@@ -29,6 +29,8 @@ func (r *Reconciler) Apply(ctx context.Context, a reconcilers.Action) error {
 			r.noteSwap(ctx, a.Args["snapshot"], sw)
 		}
 		return err
+	case OpAllow:
+		return r.allowConnections(ctx)
 	case OpDropKept:
 		return r.dropKept(ctx, a.Args["db"])
 	}
@@ -92,4 +94,19 @@ func (r *Reconciler) noteSwap(ctx context.Context, id string, sw Swapped) {
 		}
 		reconcilers.Note(ctx, "snapshot_created", created.UTC().Format(time.RFC3339))
 	}
+}
+
+// allowConnections undoes the block of a swap that never finished.
+func (r *Reconciler) allowConnections(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := r.connect(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	if err := setAllowConn(c, r.D.Postgres.Database, true); err != nil {
+		return fmt.Errorf("allow connections to %s: %w", r.D.Postgres.Database, err)
+	}
+	return nil
 }

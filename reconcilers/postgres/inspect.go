@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,19 +29,24 @@ func (r *Reconciler) RowCounts(ctx context.Context) (map[string]int64, error) {
 	return countRows(ctx, tx)
 }
 
-// Dump returns a custom-format dump of db (a kept, replaced database) for
-// forensics. It runs after the cut, from the kept copy, so it never
-// lengthens the outage.
-func (r *Reconciler) Dump(ctx context.Context, db string) ([]byte, error) {
+// Dump streams a custom-format dump of db (a kept, replaced database) into
+// w, for forensics. It runs after the cut, from the kept copy, so it never
+// lengthens the outage, and it streams: a database can be larger than the
+// memory settle may use.
+func (r *Reconciler) Dump(ctx context.Context, db string, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, dumpTimeout)
 	defer cancel()
 	env, err := r.toolEnv(db)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out, err := r.Host.Run(ctx, reconcilers.Cmd{Argv: []string{r.bin("pg_dump"), "-Fc", "--no-password", "-d", db}, Env: env, SecretStdout: true})
-	if err != nil {
-		return nil, fmt.Errorf("dump %s: %w", db, err)
+	c := reconcilers.Cmd{Argv: []string{r.bin("pg_dump"), "-Fc", "--no-password", "-d", db}, Env: env, SecretStdout: true}
+	st := streamerFor(r.Host)
+	if st == nil {
+		return fmt.Errorf("dump %s: host %s cannot stream command output", db, r.Host)
 	}
-	return out, nil
+	if err := st.Stream(ctx, c, nil, w); err != nil {
+		return fmt.Errorf("dump %s: %w", db, err)
+	}
+	return nil
 }

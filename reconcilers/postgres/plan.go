@@ -42,6 +42,13 @@ func Plan(d *desired.Desired, o *Observed) reconcilers.Resource {
 	default:
 		res.Actual = "snapshot " + live.Marker.String() + " live"
 	}
+	if live.Exists && !live.AllowConn {
+		// Only a swap blocks connections, and only until its renames
+		// commit: a live database still refusing them was left so by a
+		// swap cut short (crash, dropped tunnel), and the app is locked out.
+		res.Actual += "; refusing connections"
+		act(OpAllow, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true: a swap cut short left it refusing the app", p.Database), nil)
+	}
 	staged := o.Scratch.Exists && o.Scratch.Marker.Role == RoleStaged && o.Scratch.Marker.Same(want)
 	if !live.Exists || !live.Marker.Same(want) {
 		if !staged {
@@ -64,6 +71,10 @@ func Plan(d *desired.Desired, o *Observed) reconcilers.Resource {
 	keep := KeepFor(d)
 	for _, k := range o.Kept {
 		switch {
+		case k.Marker.Role != RoleKept:
+			// Named like a kept database but not marked by settle: someone's
+			// own copy. Never dropped by surprise.
+			res.Actual += fmt.Sprintf("; %s looks kept but is not settle's (no marker), never dropped", k.Name)
 		case k.KeptAt.IsZero():
 			res.Actual += fmt.Sprintf("; kept %s (swap time unknown, never dropped)", k.Name)
 		case o.At.Sub(k.KeptAt) >= keep:

@@ -19,7 +19,7 @@ func TestPlan(t *testing.T) {
 			Database: "app", Snapshot: snap, RestoreSerial: serial, KeepReplaced: "168h", SnapshotDir: "/b"}}
 	}
 	live := func(snap string, serial int) DB {
-		return DB{Name: "app", Exists: true, Marker: Marker{Role: RoleLive, Snapshot: snap, Serial: serial, How: "swapped"}}
+		return DB{Name: "app", Exists: true, AllowConn: true, Marker: Marker{Role: RoleLive, Snapshot: snap, Serial: serial, How: "swapped"}}
 	}
 	file := &snapshot.File{ID: "new", Format: snapshot.Custom, Size: 5 << 20}
 	kept := func(age time.Duration) DB {
@@ -59,6 +59,12 @@ func TestPlan(t *testing.T) {
 			reconcilers.InSync, "", "", ""},
 		{"kept database of unknown age is never dropped", d("old", 0), Observed{Live: live("old", 0), Kept: []DB{{Name: "app__kept_x", Exists: true}}},
 			reconcilers.InSync, "", "", "never dropped"},
+		{"a swap cut short left the live database refusing connections", d("old", 0),
+			Observed{Live: DB{Name: "app", Exists: true, Marker: Marker{Role: RoleLive, Snapshot: "old", How: "swapped"}}},
+			reconcilers.Drifted, "allow-connections", "", "refusing connections"},
+		{"unmarked kept-looking database is never dropped", d("old", 0),
+			Observed{Live: live("old", 0), Kept: []DB{{Name: KeptName("app", time.Now().Add(-500*time.Hour)), Exists: true, KeptAt: time.Now().Add(-500 * time.Hour)}}},
+			reconcilers.InSync, "", "", "not settle's"},
 		{"restore, swap, then drop in order", d("new", 0), Observed{Live: live("old", 0), File: file, Kept: []DB{kept(300 * time.Hour)}},
 			reconcilers.Drifted, "restore swap drop-kept", "", ""},
 	}

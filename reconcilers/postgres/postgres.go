@@ -19,9 +19,10 @@ const Kind = "postgres"
 // "serial" and "scratch" (restore, swap) or "db" (drop-kept), so an apply
 // that crashed between restore and swap can be resumed from the plan alone.
 const (
-	OpRestore  = "restore"   // preflight, restore into scratch, verify, mark staged
-	OpSwap     = "swap"      // block, terminate, rename live->kept and scratch->live, mark
-	OpDropKept = "drop-kept" // drop a replaced database past keep_replaced
+	OpRestore  = "restore"           // preflight, restore into scratch, verify, mark staged
+	OpSwap     = "swap"              // block, terminate, rename live->kept and scratch->live, mark
+	OpDropKept = "drop-kept"         // drop a replaced database past keep_replaced
+	OpAllow    = "allow-connections" // a swap cut short left the live database refusing connections
 )
 
 // Reconciler drives one live database.

@@ -44,6 +44,9 @@ func (r *Reconciler) Restore(ctx context.Context, id string, serial int) (st Sta
 		return st, err
 	}
 	defer c.Close(context.Background())
+	if err := lockDB(ctx, c, r.D.Postgres.Database); err != nil {
+		return st, err
+	}
 	o, err := r.observeDBs(ctx, c)
 	if err != nil {
 		return st, err

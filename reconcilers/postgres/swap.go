@@ -36,6 +36,9 @@ func (r *Reconciler) Swap(ctx context.Context, id string, serial int) (sw Swappe
 		return sw, err
 	}
 	defer c.Close(context.Background())
+	if err := lockDB(ctx, c, r.D.Postgres.Database); err != nil {
+		return sw, err
+	}
 	o, err := r.observeDBs(ctx, c)
 	if err != nil {
 		return sw, err
@@ -49,7 +52,9 @@ func (r *Reconciler) Swap(ctx context.Context, id string, serial int) (sw Swappe
 	fail := func(step string, e error) (Swapped, error) {
 		e = fmt.Errorf("swap %s: %s: %w; %s is unchanged", live, step, e, live)
 		if o.Live.Exists {
-			if uerr := setAllowConn(c, live, o.Live.AllowConn); uerr != nil {
+			// Always back to true: a crash in an earlier swap may have left
+			// it false, and the app must never stay locked out.
+			if uerr := setAllowConn(c, live, true); uerr != nil {
 				e = errors.Join(e, fmt.Errorf("and re-allowing connections failed: %w; run ALTER DATABASE %s ALLOW_CONNECTIONS true", uerr, ident(live)))
 			}
 		}
