@@ -424,3 +424,24 @@ func TestAgentAuthentication(t *testing.T) {
 		t.Fatalf("Run: %q %v", out, err)
 	}
 }
+
+func TestSecretEnvNeverOnTheRemoteCommandLine(t *testing.T) {
+	f := newFixture(t)
+	h := dial(t, f.config())
+	const pw = "canary-pw-9d2e"
+	out, err := h.Run(ctxT(t), reconcilers.Cmd{Argv: []string{"sh", "-c", `printf '%s|%s' "$PGPASSWORD" "$PGHOST"`},
+		Env: []string{"PGPASSWORD=" + pw, "PGHOST=db"}})
+	if err != nil || string(out) != pw+"|db" {
+		t.Fatalf("env did not arrive: %q %v", out, err)
+	}
+	f.srv.mu.Lock()
+	defer f.srv.mu.Unlock()
+	for _, l := range f.srv.lines {
+		if strings.Contains(l, pw) {
+			t.Fatalf("the password rode on a remote command line, visible in ps: %q", l)
+		}
+		if strings.Contains(l, "PGHOST") && !strings.Contains(l, "'PGHOST=db'") {
+			t.Errorf("a plain variable was moved too: %q", l)
+		}
+	}
+}

@@ -19,7 +19,7 @@ import (
 
 // Run executes c on the remote host; see reconcilers.Host.
 func (h *Host) Run(ctx context.Context, c reconcilers.Cmd) ([]byte, error) {
-	line, err := Command(c)
+	line, err := h.line(ctx, c)
 	if err != nil {
 		return nil, &reconcilers.CmdError{Argv: redactArgv(c.Argv), ExitCode: -1, Err: err}
 	}
@@ -33,7 +33,7 @@ func (h *Host) Run(ctx context.Context, c reconcilers.Cmd) ([]byte, error) {
 // Stream runs c with stdin and stdout as streams, for dumps too large to
 // hold in memory (reconcilers/postgres looks for this method).
 func (h *Host) Stream(ctx context.Context, c reconcilers.Cmd, stdin io.Reader, stdout io.Writer) error {
-	line, err := Command(c)
+	line, err := h.line(ctx, c)
 	if err != nil {
 		return &reconcilers.CmdError{Argv: redactArgv(c.Argv), ExitCode: -1, Err: err}
 	}
@@ -42,6 +42,20 @@ func (h *Host) Stream(ctx context.Context, c reconcilers.Cmd, stdin io.Reader, s
 		return cmdError(c.Argv, err, tail(stderr.Bytes()))
 	}
 	return nil
+}
+
+// line is the remote command line for c, with its secret environment
+// loaded from a file rather than carried on the line.
+func (h *Host) line(ctx context.Context, c reconcilers.Cmd) (string, error) {
+	if _, err := Command(c); err != nil {
+		return "", err // refused before anything lands on the remote host
+	}
+	c, prefix, err := h.stashSecrets(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	line, err := Command(c)
+	return prefix + line, err
 }
 
 func (h *Host) runLine(ctx context.Context, line string, argv []string, stdin io.Reader, secretStdout bool) ([]byte, error) {

@@ -30,6 +30,7 @@ type testServer struct {
 	hostKeys []ssh.Signer
 	execs    atomic.Int32 // exec requests seen: proves a refused client ran nothing
 	mu       sync.Mutex
+	lines    []string // every command line received, as sshd would log it
 	conns    []*freezable
 }
 
@@ -179,6 +180,9 @@ func (s *testServer) session(nc ssh.NewChannel) {
 			return
 		}
 		s.execs.Add(1)
+		s.mu.Lock()
+		s.lines = append(s.lines, p.Command)
+		s.mu.Unlock()
 		r.Reply(true, nil)
 		go func() {
 			for r := range reqs {
