@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -44,6 +45,9 @@ type Agent struct {
 	failures map[string]int   // generation -> consecutive failed applies
 	held     string           // generation that failed analysis
 	fallback *desired.Desired // what is served instead of the held one
+	lastTry  time.Time        // of the last apply attempt, to rate-limit forced retries
+	watcher  *fsnotify.Watcher
+	stopping context.Context // ends on SIGTERM: cuts an analysis window short
 	retryAt  time.Time
 }
 
@@ -70,6 +74,7 @@ func (a *Agent) Run(ctx context.Context, first *desired.Desired) error {
 		return fmt.Errorf("watch: %w", err)
 	}
 	defer w.Close()
+	a.watcher, a.stopping = w, ctx
 	dir := filepath.Dir(a.File)
 	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("watch %s: %w", dir, err)
@@ -148,9 +153,13 @@ func (a *Agent) pass(ctx context.Context, why string) {
 	default:
 		a.held, a.fallback = "", nil
 	}
-	if n := a.failures[d.Generation]; n > 0 && time.Now().Before(a.retryAt) && why == "" {
-		return // still backing off this generation
+	// Backing off this generation; SIGHUP and POST /reconcile may force a
+	// retry, but not more often than BackoffMin, so a cron poking the agent
+	// cannot restart a long restore in a loop.
+	if n := a.failures[d.Generation]; n > 0 && time.Now().Before(a.retryAt) && (why == "" || time.Since(a.lastTry) < BackoffMin) {
+		return
 	}
+	a.lastTry = time.Now()
 	t0 := time.Now()
 	p := a.Engine.Observe(ctx, d)
 	t1 := time.Now()
@@ -168,7 +177,10 @@ func (a *Agent) pass(ctx context.Context, why string) {
 	if len(res.Outcomes) > 0 && res.After.InSync() {
 		a.Log.Info("converged", "generation", short(d.Generation), "commit", d.Git.Short(), "active", d.App.Active)
 	}
-	if ok, why := a.Engine.Analyze(ctx, d, res); !ok {
+	interrupt, stop := a.interruptions()
+	ok, why := a.Engine.Analyze(ctx, d, res, interrupt)
+	stop()
+	if !ok {
 		w, err := a.Engine.Hold(ctx, d, why)
 		a.held, a.fallback = d.Generation, w
 		if err != nil {
@@ -230,4 +242,36 @@ func (a *Agent) recoverJournal(d *desired.Desired) {
 		e.Event, e.Time, e.Outcome = state.EvInterrupted, time.Time{}, "interrupted"
 		a.Engine.Journal.Append(e)
 	}
+}
+
+// interruptions returns a channel closed when the desired file changes, an
+// external trigger arrives, or the agent is told to stop: an analysis
+// window must never keep an operator's rollback edit waiting. What it
+// consumes is handed back as a trigger, since passes are level-based.
+func (a *Agent) interruptions() (<-chan struct{}, func()) {
+	out, done := make(chan struct{}), make(chan struct{})
+	if a.watcher == nil {
+		return out, func() {}
+	}
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-done:
+				return
+			case <-a.stopping.Done():
+				return
+			case why := <-a.Wake:
+				a.Trigger(why)
+				return
+			case ev, ok := <-a.watcher.Events:
+				if !ok || a.concerns(ev) {
+					a.Trigger("desired file changed during analysis")
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return out, func() { once.Do(func() { close(done) }) }
 }

@@ -26,8 +26,9 @@ func Switched(res *Result) bool {
 // Analyze watches the new color's traffic through nginx for the analysis
 // window after a switch, and judges it with the runbook's decision matrix
 // (error rate and p99 latency). ok is true when the window is off, when
-// nothing switched, or when the color passed.
-func (e *Engine) Analyze(ctx context.Context, d *desired.Desired, res *Result) (ok bool, why string) {
+// nothing switched, or when the color passed. interrupt ends the window
+// early; the traffic seen so far is still judged.
+func (e *Engine) Analyze(ctx context.Context, d *desired.Desired, res *Result, interrupt <-chan struct{}) (ok bool, why string) {
 	win := d.AnalysisWindow()
 	if win <= 0 || res.Err != nil || !Switched(res) {
 		return true, ""
@@ -38,6 +39,8 @@ func (e *Engine) Analyze(ctx context.Context, d *desired.Desired, res *Result) (
 	select {
 	case <-ctx.Done():
 		return true, ""
+	case <-interrupt:
+		e.Log.Info("analysis cut short: the file changed or settle was woken; judging what was seen")
 	case <-time.After(win):
 	}
 	upstream := "127.0.0.1:" + strconv.Itoa(d.App.Color(d.App.Active).Port)

@@ -28,6 +28,7 @@ type Engine struct {
 	mu       sync.Mutex
 	status   state.Status
 	drifting bool // inside a drift episode: notify once, not every resync
+	failing  string // generation and error of the last failure notified: retries are not news
 }
 
 // NewEngine opens the state dir's journal and picks up the last status.
@@ -115,7 +116,9 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 	if why := e.rollback(d); why != "" {
 		e.notify(d, notify.Rollback, "Rollback detected: "+why)
 	}
-	e.notify(d, notify.ApplyStarted, "Apply started: "+summarize(p))
+	if e.failing == "" || !strings.HasPrefix(e.failing, d.Generation) {
+		e.notify(d, notify.ApplyStarted, "Apply started: "+summarize(p))
+	}
 	for _, a := range p.Actions() {
 		e.Log.Info("plan", "resource", a.Kind+"/"+a.Resource, "action", a.Detail)
 	}
@@ -140,6 +143,7 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 	e.record(d, res.After)
 	switch {
 	case res.Err == nil && res.After.InSync():
+		e.failing = ""
 		e.converged(d, res.After)
 		e.verifyAfter(ctx, d, applyStart)
 		e.dumpReplaced(ctx, d, <-evidence, res)
@@ -158,7 +162,10 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 		e.Update(func(s *state.Status) {
 			s.Phase, s.LastError = "failed", errString(res.Err)
 		})
-		e.notify(d, notify.ApplyFailed, "Apply FAILED: "+errString(res.Err))
+		if key := d.Generation + errString(res.Err); key != e.failing {
+			e.failing = key
+			e.notify(d, notify.ApplyFailed, "Apply FAILED: "+errString(res.Err))
+		}
 	}
 	return res
 }

@@ -185,6 +185,14 @@ func planRedis(d *desired.Desired, o observations, pg reconcilers.Resource) reco
 	if pg.Kind != "" {
 		r.After = []string{pg.ID()}
 	}
+	if o.redis != nil && !o.redis.HasMarker && pg.Status == reconcilers.InSync && len(r.Actions) == 1 {
+		// First sight of a cache beside a database that already holds the
+		// wanted snapshot: it is that snapshot's cache. Mark it; flushing
+		// would only log every user out.
+		want := redis.WantMarker(d)
+		r.Actions[0].Op = redis.OpMark
+		r.Actions[0].Detail = fmt.Sprintf("SET NX %s %q (no flush: the database already holds that snapshot)", redis.MarkerKey(d), want)
+	}
 	return r
 }
 

@@ -11,6 +11,8 @@ import (
 	"settle/reconcilers"
 	"settle/reconcilers/nginx"
 	"settle/reconcilers/pm2"
+	"settle/reconcilers/postgres"
+	redisrec "settle/reconcilers/redis"
 )
 
 func buildDesired(active, standby string) *desired.Desired {
@@ -133,5 +135,38 @@ func TestClassify(t *testing.T) {
 	got := []string{p.Resources[0].Cause, p.Resources[1].Cause, p.Resources[2].Cause}
 	if want := []string{"drift", "intended", ""}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("causes %v, want %v", got, want)
+	}
+}
+
+func TestFirstSightOfACacheMarksWithoutFlushing(t *testing.T) {
+	d := buildDesired("blue", "running")
+	d.Postgres = &desired.Postgres{Database: "app", Snapshot: "s1", KeepReplaced: "168h"}
+	d.Redis = &desired.Redis{Addr: "127.0.0.1:6379", FlushOnSnapshotChange: true}
+	blueFile := []byte("upstream app { server 127.0.0.1:3000; }")
+	u, _ := nginx.ParseUpstream(blueFile, "app")
+	o := observations{
+		pm2:   &pm2.Observed{At: time.Now(), Procs: map[string]pm2.Proc{"demo-blue": online("demo-blue", "/b"), "demo-green": online("demo-green", "/g")}},
+		nginx: &nginx.Observed{File: blueFile, Upstream: u, HasBlock: true, MasterPID: 1},
+		pg: &postgres.Observed{At: time.Now(), Live: postgres.DB{Name: "app", Exists: true, AllowConn: true,
+			Marker: postgres.Marker{Role: postgres.RoleLive, Snapshot: "s1"}}},
+		redis: &redisrec.Observed{Managed: true},
+	}
+	find := func(p *Plan) reconcilers.Resource {
+		for _, r := range p.Resources {
+			if r.Kind == redisrec.Kind {
+				return r
+			}
+		}
+		t.Fatal("no redis resource")
+		return reconcilers.Resource{}
+	}
+	if r := find(build(d, o)); len(r.Actions) != 1 || r.Actions[0].Op != redisrec.OpMark {
+		t.Fatalf("database already on the snapshot: want a mark, got %+v", r.Actions)
+	}
+	d.Postgres.Snapshot = "s2" // a real snapshot change: the cache must go
+	o.pg.File = nil
+	o.pg.FileErr = errors.New("missing")
+	if r := find(build(d, o)); len(r.Actions) == 1 && r.Actions[0].Op == redisrec.OpMark {
+		t.Fatalf("snapshot changing: the cache was only marked, not flushed")
 	}
 }

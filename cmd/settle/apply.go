@@ -58,7 +58,7 @@ Exit 0 converged, 1 failed (the error says which resource and why).`, stderr)
 		fmt.Fprintf(stderr, "settle apply: failed:\n%s\n", reconcilers.Redact(res.Err.Error()))
 		return exitFail
 	}
-	if ok, why := eng.Analyze(ctx, d, res); !ok {
+	if ok, why := eng.Analyze(ctx, d, res, nil); !ok {
 		if _, err := eng.Hold(ctx, d, why); err != nil {
 			fmt.Fprintln(stderr, "settle apply:", reconcilers.Redact(err.Error()))
 		} else {

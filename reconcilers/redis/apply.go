@@ -14,11 +14,32 @@ import (
 
 // Apply performs one action of this reconciler's plan.
 func (r *Reconciler) Apply(ctx context.Context, a reconcilers.Action) error {
-	if a.Op != OpFlush {
-		return fmt.Errorf("redis: unknown action %q", a.Op)
+	switch a.Op {
+	case OpFlush:
+		_, err := r.Flush(ctx, a.Args["marker"])
+		return err
+	case OpMark:
+		return r.mark(ctx, a.Args["marker"])
 	}
-	_, err := r.Flush(ctx, a.Args["marker"])
-	return err
+	return fmt.Errorf("redis: unknown action %q", a.Op)
+}
+
+// mark records that the cache belongs to want without flushing it, and only
+// if no marker appeared meanwhile (SET NX): a marker someone else set is
+// drift for the next pass, not something to overwrite blindly.
+func (r *Reconciler) mark(ctx context.Context, want string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := r.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	key := MarkerKey(r.D)
+	if err := c.SetNX(ctx, key, want, 0).Err(); err != nil {
+		return r.explain("set marker "+key, "SET", err)
+	}
+	return nil
 }
 
 // Flush empties what the config names and sets the marker to want, unless

@@ -25,6 +25,11 @@ const Kind = "redis"
 // "scope" ("db" or "prefix"), "prefix".
 const OpFlush = "flush"
 
+// OpMark sets the marker without flushing: the first time settle sees a
+// cache whose database already holds the wanted snapshot, so the cache
+// belongs to it (and the sessions in it stay).
+const OpMark = "mark"
+
 // Reconciler drives one Redis db.
 type Reconciler struct {
 	Host reconcilers.Host
