@@ -27,7 +27,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	status   state.Status
-	drifting bool // inside a drift episode: notify once, not every resync
+	drifting bool   // inside a drift episode: notify once, not every resync
 	failing  string // generation and error of the last failure notified: retries are not news
 }
 
