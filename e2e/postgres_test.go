@@ -259,6 +259,10 @@ func TestPostgresRestoreFailuresLeaveLiveUntouched(t *testing.T) {
 	pgExec(t, ctx, dsnFor(sb, "ghostdb"), "CREATE TABLE t (a int)", "ALTER TABLE t OWNER TO ghost")
 	pgDump(t, ctx, sb, "ghostdb", "-Fc", "-f", filepath.Join(sb.SnapshotDir, "needs_role.dump"))
 	pgExec(t, ctx, sb.AdminDSN, "DROP DATABASE ghostdb", "DROP ROLE ghost")
+	// A nightly job that dumped an empty database: a real, valid dump of nothing.
+	pgExec(t, ctx, sb.AdminDSN, "CREATE DATABASE emptydb")
+	write("empty_nightly.sql", pgDump(t, ctx, sb, "emptydb"))
+	pgExec(t, ctx, sb.AdminDSN, "DROP DATABASE emptydb")
 
 	tampered := bytes.Clone(dump)
 	tampered[len(tampered)-10] ^= 0xff
@@ -282,6 +286,7 @@ func TestPostgresRestoreFailuresLeaveLiveUntouched(t *testing.T) {
 		{"needs_ext", "no_such_extension"},
 		{"bad_sql", "not a number"},
 		{"rows_differ", "public.leads has 5 rows, manifest says 6"},
+		{"empty_nightly", "restored no table"},
 	}
 	before := pgWorld(t, ctx, sb)
 	for _, c := range cases {

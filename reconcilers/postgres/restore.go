@@ -243,10 +243,11 @@ func (r *Reconciler) load(ctx context.Context, f snapshot.File, db string) error
 
 // verifyRows counts every table the manifest lists in the restored
 // database; any difference fails the restore. Without a manifest there is
-// nothing to compare against and it returns 0.
+// nothing to compare against, but a dump that restored no table at all (a
+// nightly job that wrote an empty file) must not become the live database.
 func (r *Reconciler) verifyRows(ctx context.Context, f snapshot.File, db string) (int, int, error) {
 	if f.Manifest == nil || len(f.Manifest.Rows) == 0 {
-		return 0, 0, nil
+		return 0, 0, r.notEmpty(ctx, db)
 	}
 	tables, err := r.needCounting(ctx, f.Manifest.Rows, db)
 	if err != nil {
@@ -341,4 +342,21 @@ func sortedKeys(m map[string]int64) []string {
 		b[k] = true
 	}
 	return keys(b)
+}
+
+func (r *Reconciler) notEmpty(ctx context.Context, db string) error {
+	c, err := r.connect(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	var tables int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'`).Scan(&tables); err != nil {
+		return fmt.Errorf("verify %s: count tables: %w", db, err)
+	}
+	if tables == 0 {
+		return fmt.Errorf("verify %s: the snapshot restored no table at all (an empty dump?); refusing to swap an empty database in", db)
+	}
+	return nil
 }
