@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"settle/desired"
 	"settle/reconcilers"
 	"settle/report"
 )
@@ -48,16 +49,7 @@ Exit 0 listed, 1 journal unreadable, 2 usage error.`, stderr)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tGENERATION\tCOMMIT\tACTIVE\tSNAPSHOT\tOUTCOME\tDURATION\tERROR")
 	for _, g := range h {
-		commit := g.Commit
-		if len(commit) > 10 {
-			commit = commit[:10]
-		}
-		if commit == "" {
-			commit = "no git"
-		}
-		if g.Dirty {
-			commit += " (dirty)"
-		}
+		commit := desired.GitInfo{Commit: g.Commit, Dirty: g.Dirty}.Short()
 		gen := g.Generation
 		if len(gen) > 12 {
 			gen = gen[:12]

@@ -90,16 +90,7 @@ func genLine(g state.Gen) string {
 	if g.Generation == "" {
 		return "none"
 	}
-	commit := g.Commit
-	if len(commit) > 10 {
-		commit = commit[:10]
-	}
-	if commit == "" {
-		commit = "no git"
-	}
-	if g.Dirty {
-		commit += "+dirty"
-	}
+	commit := desired.GitInfo{Commit: g.Commit, Dirty: g.Dirty}.Short()
 	s := fmt.Sprintf("generation %s, commit %s, active %s", g.Generation[:min(12, len(g.Generation))], commit, g.Active)
 	if g.Snapshot != "" {
 		s += ", snapshot " + g.Snapshot
