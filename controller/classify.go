@@ -10,8 +10,8 @@ import "settle/reconcilers"
 func Classify(p *Plan, applied map[string]string) {
 	for i := range p.Resources {
 		r := &p.Resources[i]
-		if r.Status == reconcilers.InSync {
-			r.Cause = ""
+		if r.Status == reconcilers.InSync || r.Status == reconcilers.Failed {
+			r.Cause = "" // an error is neither intended nor drift: it is an error
 			continue
 		}
 		if want, ok := applied[r.ID()]; ok && want == r.Desired {
