@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -195,10 +196,7 @@ func (a *Agent) pass(ctx context.Context, why string) {
 // invalid logs a rejected file once per distinct content and records it.
 func (a *Agent) invalid(err error) {
 	b, _ := os.ReadFile(a.File)
-	key := fmt.Sprintf("%x", b)
-	if len(key) > 64 {
-		key = key[:64] + fmt.Sprint(len(b))
-	}
+	key := fmt.Sprintf("%x", sha256.Sum256(b))
 	msg := reconcilers.Redact(err.Error())
 	a.Engine.Update(func(s *state.Status) {
 		s.Phase, s.Message = "invalid", "desired file rejected; serving last good generation "+short(a.good.Generation)+": "+msg
