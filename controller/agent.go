@@ -164,7 +164,11 @@ func (a *Agent) pass(ctx context.Context, why string) {
 	t0 := time.Now()
 	p := a.Engine.Observe(ctx, d)
 	t1 := time.Now()
-	res := a.Engine.ConvergePlan(ctx, d, p, a.reportOnly(d))
+	// An edit while a color is still starting must not wait for it: the
+	// wait gives up and the next pass acts on the new file.
+	changed, stopWatch := a.interruptions()
+	res := a.Engine.ConvergePlan(reconcilers.WithInterrupt(ctx, changed), d, p, a.reportOnly(d))
+	stopWatch()
 	a.Log.Debug("pass", "observe", t1.Sub(t0), "apply+verify", time.Since(t1))
 	if res.Err != nil {
 		n := a.failures[d.Generation] + 1

@@ -29,6 +29,7 @@ type Engine struct {
 	status   state.Status
 	drifting bool   // inside a drift episode: notify once, not every resync
 	failing  string // generation and error of the last failure notified: retries are not news
+	captured string // generation forensics were last captured for: retries capture nothing new
 }
 
 // NewEngine opens the state dir's journal and picks up the last status.
@@ -129,7 +130,8 @@ func (e *Engine) ConvergePlan(ctx context.Context, d *desired.Desired, p *Plan, 
 	// and dumped afterwards), and a multi-megabyte log tail must not delay
 	// a rollback. The apply's result waits for them.
 	evidence := make(chan string, 1)
-	if why := destructive(d, p, reportOnly); why != "" {
+	if why := destructive(d, p, reportOnly); why != "" && e.captured != d.Generation {
+		e.captured = d.Generation
 		go func() { evidence <- e.captureForensics(ctx, d, p, why) }()
 	} else {
 		evidence <- ""

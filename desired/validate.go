@@ -40,16 +40,43 @@ type adder func(key, format string, args ...any)
 
 // validate checks every rule that needs no I/O and reports each failure.
 func validate(d *Desired, md toml.MetaData, add adder) {
-	missing := false
+	// A missing section is one problem, not one per key; the sections that
+	// are there are still checked, so every problem shows at once.
+	has := map[string]bool{}
 	for _, sec := range []string{"app", "app.blue", "app.green", "pm2", "nginx"} {
-		if !md.IsDefined(strings.Split(sec, ".")...) {
+		has[sec] = md.IsDefined(strings.Split(sec, ".")...)
+		if !has[sec] {
 			add("", "missing section [%s]", sec)
-			missing = true
 		}
 	}
-	if missing {
-		return // the keys of a missing section would only repeat the news
+	if has["app"] {
+		validateApp(d, has, add)
 	}
+	if has["pm2"] {
+		absPath(add, "pm2.home", d.PM2.Home, true)
+		binary(add, "pm2.bin", d.PM2.Bin)
+	}
+	if has["nginx"] {
+		validateNginx(&d.Nginx, add)
+	}
+	if p := d.Postgres; p != nil {
+		postgres(add, p)
+	}
+	if r := d.Redis; r != nil {
+		redis(add, r, d.Postgres != nil)
+	}
+	// The TOML library leaves a map destination empty, without an error,
+	// when the value is not a table.
+	if md.IsDefined("agent", "modes") && md.Type("agent", "modes") != "Hash" {
+		add("agent.modes", "must be a table of resource kind to mode, like { postgres = \"report\" }")
+	}
+	agent(add, &d.Agent)
+	if h := d.Host; h != nil {
+		host(add, h)
+	}
+}
+
+func validateApp(d *Desired, has map[string]bool, add adder) {
 	a := &d.App
 	if a.Name == "" {
 		add("app.name", "required; the PM2 processes are named <name>-blue and <name>-green")
@@ -59,16 +86,18 @@ func validate(d *Desired, md toml.MetaData, add adder) {
 	oneOf(add, "app.active", a.Active, Blue, Green)
 	oneOf(add, "app.standby", a.Standby, StandbyRunning, StandbyStopped)
 	duration(add, "app.start_timeout", a.StartTimeout, time.Second, time.Hour)
-	color(add, "app.blue", &a.Blue)
-	color(add, "app.green", &a.Green)
+	if has["app.blue"] {
+		color(add, "app.blue", &a.Blue)
+	}
+	if has["app.green"] {
+		color(add, "app.green", &a.Green)
+	}
 	if a.Blue.Port != 0 && a.Blue.Port == a.Green.Port {
 		add("app.green.port", "blue and green both use port %d; each color needs its own port", a.Green.Port)
 	}
+}
 
-	absPath(add, "pm2.home", d.PM2.Home, true)
-	binary(add, "pm2.bin", d.PM2.Bin)
-
-	n := &d.Nginx
+func validateNginx(n *Nginx, add adder) {
 	if n.Upstream == "" {
 		add("nginx.upstream", "required; the name of the upstream block settle owns")
 	} else if !upstreamRe.MatchString(n.Upstream) {
@@ -85,22 +114,6 @@ func validate(d *Desired, md toml.MetaData, add adder) {
 	}
 	if n.UpstreamFile != "" && n.UpstreamFile == n.Config {
 		add("nginx.upstream_file", "must not be the main nginx config; settle rewrites this file whole")
-	}
-
-	if p := d.Postgres; p != nil {
-		postgres(add, p)
-	}
-	if r := d.Redis; r != nil {
-		redis(add, r, d.Postgres != nil)
-	}
-	// The TOML library leaves a map destination empty, without an error,
-	// when the value is not a table.
-	if md.IsDefined("agent", "modes") && md.Type("agent", "modes") != "Hash" {
-		add("agent.modes", "must be a table of resource kind to mode, like { postgres = \"report\" }")
-	}
-	agent(add, &d.Agent)
-	if h := d.Host; h != nil {
-		host(add, h)
 	}
 }
 
@@ -165,6 +178,7 @@ func color(add adder, sec string, c *Color) {
 		add(sec+".health_url", "required; an http URL that answers 200 when this color is healthy")
 	} else {
 		httpURL(add, sec+".health_url", c.HealthURL)
+		healthPort(add, sec, c)
 	}
 	if c.EnvFile != "" {
 		relPath(add, sec+".env_file", c.EnvFile)
@@ -333,6 +347,27 @@ func httpURL(add adder, key, raw string) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		add(key, "%s is not an http(s) URL like \"http://127.0.0.1:3000/api/health\"", shown(raw))
+	}
+}
+
+// healthPort catches the slip that would send traffic to a dead port: a
+// health URL on this machine that checks another port than the one nginx
+// will be pointed at. The check would pass and the site would answer 502.
+func healthPort(add adder, sec string, c *Color) {
+	u, err := url.Parse(c.HealthURL)
+	if err != nil || c.Port < 1 || c.Port > 65535 || (u.Scheme != "http" && u.Scheme != "https") {
+		return // reported on its own
+	}
+	h := u.Hostname()
+	if h != "127.0.0.1" && h != "localhost" && h != "::1" {
+		return
+	}
+	p := u.Port()
+	if p == "" {
+		p = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	if p != strconv.Itoa(c.Port) {
+		add(sec+".health_url", "checks port %s but %s.port is %d: nginx would be pointed at a port the health check never saw; make them match", p, sec, c.Port)
 	}
 }
 

@@ -46,3 +46,19 @@ func (n *Notes) Map() map[string]any {
 	}
 	return out
 }
+
+type interruptKey struct{}
+
+// WithInterrupt marks ctx with a channel that closes when the agent has
+// news (the desired file changed): long waits give up early so the new
+// generation is acted on, while steps that must finish (a swap) ignore it.
+func WithInterrupt(ctx context.Context, ch <-chan struct{}) context.Context {
+	return context.WithValue(ctx, interruptKey{}, ch)
+}
+
+// Interrupted is the channel set by WithInterrupt, nil (never ready) when
+// there is none.
+func Interrupted(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(interruptKey{}).(<-chan struct{})
+	return ch
+}

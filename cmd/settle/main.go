@@ -91,13 +91,27 @@ func newFlags(name, synopsis, about string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse returns (done, code): done when --help was asked or flags were bad.
-func parse(fs *flag.FlagSet, args []string) (bool, int) {
+// parseFlags returns (done, code): done when --help was asked or flags
+// were bad. Positional arguments are left in fs.Args().
+func parseFlags(fs *flag.FlagSet, args []string) (bool, int) {
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return true, exitOK
 	}
 	if err != nil {
+		return true, exitUsage
+	}
+	return false, 0
+}
+
+// parse is parseFlags for commands that take no positional argument.
+func parse(fs *flag.FlagSet, args []string) (bool, int) {
+	if done, code := parseFlags(fs, args); done {
+		return done, code
+	}
+	if fs.NArg() > 0 {
+		// `settle apply other.toml` must not quietly apply desired.toml.
+		fmt.Fprintf(fs.Output(), "settle %s: unexpected argument %q; the desired file is given with -f FILE\n", fs.Name(), fs.Arg(0))
 		return true, exitUsage
 	}
 	return false, 0

@@ -63,17 +63,13 @@ Exit 0 written, 1 journal unreadable, 2 usage error.`, stderr)
 // its journal. The desired file is loaded whenever it can be, even with
 // --state-dir, so the secrets it names are masked in what is printed.
 func readJournal(cmd string, fs *flag.FlagSet, file, stateDir string, stderr io.Writer) ([]state.Entry, int) {
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "f" })
-	if stateDir == "" || explicit {
-		d, ok := load(file, stderr)
-		if !ok {
-			return nil, exitFail
-		}
-		if stateDir == "" {
-			stateDir = d.Agent.StateDir
-		}
+	// The desired file may be broken right now, mid-incident: the journal
+	// is still read (its entries were redacted when written).
+	sd, ok := stateDirOf(fs, stateDir, file, stderr)
+	if !ok {
+		return nil, exitFail
 	}
+	stateDir = sd
 	path := filepath.Join(stateDir, "journal.jsonl")
 	if _, err := os.Stat(path); err != nil {
 		fmt.Fprintf(stderr, "settle %s: no journal: %v\n", cmd, err)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"strings"
 	"syscall"
 
 	"settle/desired"
@@ -86,6 +87,9 @@ func looseStateDir(file string) string {
 	}
 	if m := stateDirRe.FindSubmatch(b); m != nil {
 		return string(m[1])
+	}
+	if strings.TrimSpace(string(b)) == "" {
+		return "" // an empty file says nothing, not "the default"
 	}
 	return desired.DefaultStateDir
 }

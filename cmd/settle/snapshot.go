@@ -100,7 +100,7 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 		// Flags may follow the ID too ("stage ID --serial 2"), as people type them.
 		rest, pos := args[1:], []string{}
 		for {
-			if done, code := parse(fs, rest); done {
+			if done, code := parseFlags(fs, rest); done {
 				return code
 			}
 			if fs.NArg() == 0 {
@@ -146,6 +146,10 @@ func fail(stderr io.Writer, cmd string, err error) int {
 }
 
 func snapCreate(ctx context.Context, r *postgres.Reconciler, fs *flag.FlagSet, stdout, stderr io.Writer) int {
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "settle snapshot create: unexpected argument %q; name the snapshot with --id ID\n", fs.Arg(0))
+		return exitUsage
+	}
 	id := snapFlags.id
 	if id == "" {
 		id = r.D.Postgres.Database + "_" + time.Now().UTC().Format("20060102_150405")
@@ -192,6 +196,10 @@ type keptDB struct {
 }
 
 func snapList(ctx context.Context, r *postgres.Reconciler, fs *flag.FlagSet, stdout, stderr io.Writer) int {
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "settle snapshot list: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
 	if snapFlags.format != "text" && snapFlags.format != "json" {
 		fmt.Fprintf(stderr, "settle snapshot list: --format %q: want text or json\n", snapFlags.format)
 		return exitUsage

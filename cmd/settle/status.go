@@ -26,6 +26,10 @@ Exit 0; 1 when there is no status yet.`, stderr)
 	if done, code := parse(fs, args); done {
 		return code
 	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(stderr, "settle status: unknown --format %q (use text or json)\n", *format)
+		return exitUsage
+	}
 	stateDir, ok := stateDirOf(fs, *dir, *file, stderr)
 	if !ok {
 		return exitFail
@@ -105,14 +109,18 @@ func genLine(g state.Gen) string {
 // file may be invalid right now; status must still work, so a loose read
 // of just that key is the fallback.
 func stateDirOf(fs *flag.FlagSet, dir, file string, stderr io.Writer) (string, bool) {
+	d, err := desired.Load(file)
+	if err == nil {
+		registerSecrets(d) // so what is printed masks them too
+	}
 	if dir != "" {
 		return dir, true
 	}
-	d, err := desired.Load(file)
 	if err == nil {
 		return d.Agent.StateDir, true
 	}
 	if sd := looseStateDir(file); sd != "" {
+		fmt.Fprintf(stderr, "settle %s: %s does not validate; reading state from %s (pass --state-dir DIR to choose)\n", fs.Name(), file, sd)
 		return sd, true
 	}
 	fmt.Fprintf(stderr, "settle %s: cannot tell the state dir: %v\n(pass --state-dir DIR)\n", fs.Name(), err)

@@ -37,6 +37,7 @@ func (r *Reconciler) write(ctx context.Context) error {
 	if prev != nil && bytes.Equal(prev, next) {
 		return nil
 	}
+	r.prev, r.wrote = prev, true
 	if err := r.Host.WriteFile(ctx, path, next, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -119,9 +120,35 @@ func (r *Reconciler) reload(ctx context.Context) error {
 		}
 	}
 	if e := emergSince(r.readLog(logPath), len(logBefore)); e != "" {
-		return fmt.Errorf("nginx reloaded with errors%s", e)
+		return r.undo(fmt.Errorf("nginx reloaded with errors%s", e))
 	}
-	return r.verify(ctx)
+	if err := r.verify(ctx); err != nil {
+		return r.undo(err)
+	}
+	return nil
+}
+
+// undo puts back the upstream file this apply replaced and reloads, after
+// a switch that nginx took but that does not serve: traffic goes back to
+// where it was, and the error says so.
+func (r *Reconciler) undo(cause error) error {
+	if !r.wrote || r.prev == nil {
+		return cause
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r.wrote = false
+	if err := r.Host.WriteFile(ctx, r.D.Nginx.UpstreamFile, r.prev, 0o644); err != nil {
+		return fmt.Errorf("%w; putting the previous upstream file back failed too: %v", cause, err)
+	}
+	master, err := r.masterPID(ctx)
+	if err == nil {
+		_, err = r.Host.Run(ctx, reconcilers.Cmd{Argv: []string{"kill", "-HUP", strconv.Itoa(master)}})
+	}
+	if err != nil {
+		return fmt.Errorf("%w; the previous upstream file is back but reloading it failed: %v", cause, err)
+	}
+	return fmt.Errorf("%w; switched back: the previous upstream file is restored and nginx reloaded", cause)
 }
 
 func (r *Reconciler) readLog(path string) []byte {

@@ -30,6 +30,9 @@ type Observed struct {
 type Reconciler struct {
 	Host reconcilers.Host
 	D    *desired.Desired
+
+	prev  []byte // the upstream file before this apply's write, for undoing a switch
+	wrote bool
 }
 
 func (r *Reconciler) Observe(ctx context.Context) (*Observed, error) {

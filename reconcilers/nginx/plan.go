@@ -58,6 +58,13 @@ func Plan(d *desired.Desired, o *Observed) reconcilers.Resource {
 	if servedWrong {
 		res.Actual += fmt.Sprintf("; nginx serves %s", o.Served)
 	}
+	if d.Nginx.VerifyURL != "" && !o.VerifyResp.OK() {
+		// The file may be right and nginx still not serve: the port it names
+		// is dead. Not in sync, whatever the file says; apply cannot fix it
+		// here, so it stays drifted and the apply fails loudly.
+		res.Actual += "; " + d.Nginx.VerifyURL + " answers " + o.VerifyResp.String()
+		res.Status = reconcilers.Drifted
+	}
 	if len(res.Actions) > 0 {
 		res.Status = reconcilers.Drifted
 	}

@@ -50,6 +50,8 @@ func ops(r reconcilers.Resource) []string {
 	return out
 }
 
+var ok200 = reconcilers.Probe{Code: 200}
+
 func TestPlan(t *testing.T) {
 	blueFile := Render(testDesired("blue"))
 	up := func(b []byte) Upstream { u, _ := ParseUpstream(b, "app"); return u }
@@ -60,12 +62,14 @@ func TestPlan(t *testing.T) {
 		status reconcilers.Status
 		ops    []string
 	}{
-		{"in sync", "blue", Observed{File: blueFile, Upstream: up(blueFile), HasBlock: true, MasterPID: 1, Served: "blue"}, reconcilers.InSync, nil},
+		{"in sync", "blue", Observed{File: blueFile, Upstream: up(blueFile), HasBlock: true, MasterPID: 1, Served: "blue", VerifyResp: ok200}, reconcilers.InSync, nil},
+		{"file right but nginx answers 502: not in sync, nothing to rewrite", "blue",
+			Observed{File: blueFile, Upstream: up(blueFile), HasBlock: true, MasterPID: 1, VerifyResp: reconcilers.Probe{Code: 502}}, reconcilers.Drifted, nil},
 		{"switch", "green", Observed{File: blueFile, Upstream: up(blueFile), HasBlock: true, MasterPID: 1, Served: "blue"}, reconcilers.Drifted, []string{OpWrite, OpReload}},
 		{"file missing", "blue", Observed{MasterPID: 1}, reconcilers.Drifted, []string{OpWrite, OpReload}},
 		{"extra server by hand", "blue", Observed{File: []byte("x"), Upstream: Upstream{Name: "app", Servers: []string{"127.0.0.1:3000", "127.0.0.1:9"}}, HasBlock: true, MasterPID: 1}, reconcilers.Drifted, []string{OpWrite, OpReload}},
 		{"file right, nginx serves the other color", "blue", Observed{File: blueFile, Upstream: up(blueFile), HasBlock: true, MasterPID: 1, Served: "green"}, reconcilers.Drifted, []string{OpReload}},
-		{"served unknown is not drift", "blue", Observed{File: blueFile, Upstream: up(blueFile), HasBlock: true, MasterPID: 1}, reconcilers.InSync, nil},
+		{"served unknown is not drift", "blue", Observed{File: blueFile, Upstream: up(blueFile), HasBlock: true, MasterPID: 1, VerifyResp: ok200}, reconcilers.InSync, nil},
 		{"no master", "green", Observed{File: blueFile, Upstream: up(blueFile), HasBlock: true, MasterErr: "nginx master not running"}, reconcilers.Failed, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

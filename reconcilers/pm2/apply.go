@@ -96,6 +96,8 @@ func (r *Reconciler) waitHealthy(ctx context.Context, name string, rel desired.C
 		case <-ctx.Done():
 			return fmt.Errorf("%s not healthy within start_timeout %s: %s; health %s%s",
 				name, r.D.App.StartTimeout, Describe(p, true, time.Now()), p.Health, r.lastLogs(context.Background(), p))
+		case <-reconcilers.Interrupted(ctx):
+			return fmt.Errorf("stopped waiting for %s: the desired file changed (%s)", name, Describe(p, true, time.Now()))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -76,8 +76,9 @@ func planColor(d *desired.Desired, o *Observed, color string) reconcilers.Resour
 			act(OpReplace, fmt.Sprintf("pm2 delete %s, then %s: it runs from %s", name, start, p.Cwd))
 		case p.Status == "stopped" || p.Status == "errored":
 			act(OpRestart, "pm2 restart "+name)
-		case want == WantHealthy && p.Status == "online" && !p.Health.OK() && o.At.Sub(p.Since) > d.StartTimeout():
-			// Online for longer than a start may take and still unhealthy.
+		case p.Status == "online" && !p.Health.OK() && o.At.Sub(p.Since) > d.StartTimeout():
+			// Online for longer than a start may take and still unhealthy:
+			// for the standby too, since it is the instant-rollback target.
 			act(OpRestart, fmt.Sprintf("pm2 restart %s: unhealthy (%s) for longer than start_timeout", name, p.Health))
 		}
 		if want == WantHealthy && (len(res.Actions) > 0 || !Healthy(p, o.At)) {

@@ -52,6 +52,8 @@ func TestPlan(t *testing.T) {
 		{"standby stopped and absent is in sync", "blue", "stopped", []Proc{blueOK}, nil, nil},
 		{"standby running but stopped by hand", "blue", "running",
 			[]Proc{blueOK, proc("demo-green", "stopped", 0, false, "/srv/green")}, nil, []string{OpRestart}},
+		{"standby running but unhealthy past start_timeout: restarted, it is the rollback target", "blue", "running",
+			[]Proc{blueOK, proc("demo-green", "online", 5*time.Minute, false, "/srv/green")}, nil, []string{OpRestart}},
 		{"standby started by hand when it should be stopped", "blue", "stopped", []Proc{blueOK, greenOK}, nil, []string{OpStop}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
