@@ -2,6 +2,7 @@ package desired
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -73,7 +74,7 @@ func looksSecret(v string) bool {
 // a quoted key can hold anything, a pasted DSN or a newline that would forge
 // a second FILE:LINE line.
 func safeKey(k string) string {
-	if len(k) > 80 || looksSecret(k) && !isSchemaKey(k) {
+	if len(k) > 80 || looksSecret(k) && !isSchemaKey(k) && !namesASecret(k) {
 		return "(key not shown)"
 	}
 	for _, r := range k {
@@ -83,6 +84,14 @@ func safeKey(k string) string {
 	}
 	return k
 }
+
+// namesASecret is a plain key like `password` or `redis.api_token`: the name
+// of a secret, which the operator must see to fix, not the secret itself.
+func namesASecret(k string) bool {
+	return plainKeyRe.MatchString(k)
+}
+
+var plainKeyRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}(\.[a-z][a-z0-9_]{0,39})*$`)
 
 func isSchemaKey(k string) bool {
 	i := strings.LastIndex(k, ".")
