@@ -138,6 +138,11 @@ func build(d *desired.Desired, o observations) *Plan {
 		ngx = nginx.Plan(d, o.nginx)
 	}
 	a, s := procs[active], procs[standby]
+	if ngx.Status == reconcilers.Drifted && len(ngx.Actions) == 0 && !activeHealthy(d, o) {
+		// nginx answers badly because the color behind it is down: that is
+		// pm2's drift, already planned there, not nginx's.
+		ngx.Status = reconcilers.InSync
+	}
 	if hasOp(a, pm2.OpReplace) && servedColor(d, o) == active {
 		// Replacing the process nginx sends traffic to would take the site
 		// down until the new release proves healthy, if it ever does.
@@ -219,6 +224,15 @@ func splitKept(pg reconcilers.Resource) (reconcilers.Resource, []reconcilers.Res
 		Desired: "kept databases dropped after keep_replaced", Actual: fmt.Sprintf("%d past retention", len(drop)),
 		Actions: drop, After: []string{pg.ID()}}
 	return pg, []reconcilers.Resource{kept}
+}
+
+// activeHealthy is the active color's own health probe, straight to its port.
+func activeHealthy(d *desired.Desired, o observations) bool {
+	if o.pm2 == nil {
+		return false
+	}
+	p, ok := o.pm2.Procs[d.App.ProcessName(d.App.Active)]
+	return ok && p.Health.OK()
 }
 
 func failed(kind, name, want string, err error) reconcilers.Resource {

@@ -170,3 +170,34 @@ func TestFirstSightOfACacheMarksWithoutFlushing(t *testing.T) {
 		t.Fatalf("snapshot changing: the cache was only marked, not flushed")
 	}
 }
+
+func TestNginxAnswering502IsNginxDriftOnlyWhenTheColorIsHealthy(t *testing.T) {
+	d := buildDesired("blue", "running")
+	d.Nginx.VerifyURL = "http://127.0.0.1:8080/api/health"
+	blueFile := []byte("upstream app { server 127.0.0.1:3000; }")
+	u, _ := nginx.ParseUpstream(blueFile, "app")
+	for _, tc := range []struct {
+		name         string
+		blueHealthy  bool
+		nginxDrifted bool
+	}{
+		{"color healthy, nginx 502: nginx is wrong", true, true},
+		{"color down, nginx 502: pm2's drift, not nginx's", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			blue := online("demo-blue", "/b")
+			if !tc.blueHealthy {
+				blue.Health = reconcilers.Probe{Code: 502}
+			}
+			o := observations{
+				pm2:   &pm2.Observed{At: time.Now(), Procs: map[string]pm2.Proc{"demo-blue": blue, "demo-green": online("demo-green", "/g")}},
+				nginx: &nginx.Observed{File: blueFile, Upstream: u, HasBlock: true, MasterPID: 1, VerifyResp: reconcilers.Probe{Code: 502}},
+			}
+			for _, r := range build(d, o).Resources {
+				if r.Kind == nginx.Kind && (r.Status == reconcilers.Drifted) != tc.nginxDrifted {
+					t.Fatalf("nginx status %s, want drifted=%v (actual %q)", r.Status, tc.nginxDrifted, r.Actual)
+				}
+			}
+		})
+	}
+}
