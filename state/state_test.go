@@ -61,7 +61,9 @@ func TestJournalRoundTripRedactsAndSurvivesATornLine(t *testing.T) {
 }
 
 func TestInterruptedFindsBeginsWithoutEnds(t *testing.T) {
-	e := func(ev, op string) Entry { return Entry{Event: ev, Generation: "g", Kind: "nginx", Resource: "app", Op: op} }
+	e := func(ev, op string) Entry {
+		return Entry{Event: ev, Generation: "g", Kind: "nginx", Resource: "app", Op: op}
+	}
 	got := Interrupted([]Entry{
 		e(EvActionBegin, "write"), e(EvActionEnd, "write"),
 		e(EvActionBegin, "reload"), // the crash
