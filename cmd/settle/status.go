@@ -64,7 +64,11 @@ Exit 0; 1 when there is no status yet.`, stderr)
 		fmt.Fprintf(&b, "error:     %s\n", strings.ReplaceAll(st.LastError, "\n", "\n           "))
 	}
 	if !st.NextRetry.IsZero() {
-		fmt.Fprintf(&b, "retry in:  %s\n", time.Until(st.NextRetry).Round(time.Second))
+		if wait := time.Until(st.NextRetry); wait > 0 {
+			fmt.Fprintf(&b, "retry in:  %s\n", wait.Round(time.Second))
+		} else {
+			b.WriteString("retry:     due now\n")
+		}
 	}
 	b.WriteString("\n")
 	for _, r := range st.Resources {
