@@ -1,7 +1,7 @@
 # settle: see README.md. Everything runs as root on Debian 12 (CI does).
 GO      ?= go
 BIN     := bin/settle
-E2E_PKG := ./e2e/...
+E2E_PKG := ./e2e/
 
 .PHONY: all build test unit e2e fuzz bench demo deps sandbox-up sandbox-down clean
 
