@@ -154,21 +154,7 @@ type agentProc struct {
 
 func startAgent(t *testing.T, s *sandbox.Sandbox, args ...string) *agentProc {
 	t.Helper()
-	cmd := exec.Command(settleBin, append([]string{"agent", "-f", s.DesiredPath, "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), s.Env()...)
-	a := &agentProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = a.logs, a.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(a.done) }()
-	t.Cleanup(func() {
-		a.stop()
-		if t.Failed() {
-			t.Logf("agent log:\n%s", a.logs.String())
-		}
-	})
-	return a
+	return drStartAgent(t, s, nil, args...)
 }
 
 func (a *agentProc) stop() {
