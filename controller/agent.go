@@ -170,6 +170,16 @@ func (a *Agent) pass(ctx context.Context, why string) {
 	res := a.Engine.ConvergePlan(reconcilers.WithInterrupt(ctx, changed), d, p, a.reportOnly(d))
 	stopWatch()
 	a.Log.Debug("pass", "observe", t1.Sub(t0), "apply+verify", time.Since(t1))
+	if res.Err != nil && res.Undone() {
+		// Retrying would cut traffic off again for the verify timeout:
+		// hold it like a generation that failed analysis.
+		w, err := a.Engine.Hold(ctx, d, "was put back: the switch did not serve through nginx ("+errString(res.Err)+")")
+		a.held, a.fallback = d.Generation, w
+		if err != nil {
+			a.Log.Error("hold", "err", errString(err))
+		}
+		return
+	}
 	if res.Err != nil {
 		n := a.failures[d.Generation] + 1
 		a.failures = map[string]int{d.Generation: n}
@@ -186,7 +196,7 @@ func (a *Agent) pass(ctx context.Context, why string) {
 	ok, why := a.Engine.Analyze(ctx, d, res, interrupt)
 	stop()
 	if !ok {
-		w, err := a.Engine.Hold(ctx, d, why)
+		w, err := a.Engine.Hold(ctx, d, "failed analysis ("+why+")")
 		a.held, a.fallback = d.Generation, w
 		if err != nil {
 			a.Log.Error("hold", "err", errString(err))

@@ -61,11 +61,18 @@ func (e *Engine) Analyze(ctx context.Context, d *desired.Desired, res *Result, i
 	return ok, why
 }
 
-// Hold falls back to the generation served before d, which failed
-// analysis, and says so everywhere. It returns the generation now served.
-func (e *Engine) Hold(ctx context.Context, d *desired.Desired, why string) (*desired.Desired, error) {
-	prev := e.Status().Previous
-	msg := fmt.Sprintf("generation %s failed analysis (%s); ", short(d.Generation), why)
+// Hold falls back to the generation served before d, which failed (failure
+// says how, e.g. "failed analysis (...)"), and says so everywhere. It
+// returns the generation now served.
+func (e *Engine) Hold(ctx context.Context, d *desired.Desired, failure string) (*desired.Desired, error) {
+	// The last good generation: the one before d when d converged (and
+	// then failed analysis), else the one still converged (d never did).
+	st := e.Status()
+	prev := st.Applied
+	if prev.Generation == d.Generation {
+		prev = st.Previous
+	}
+	msg := fmt.Sprintf("generation %s %s; ", short(d.Generation), failure)
 	if prev.Generation == "" || prev.Generation == d.Generation {
 		msg += "no earlier good generation to serve; fix or revert the file"
 		e.held(d, msg)

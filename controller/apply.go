@@ -11,6 +11,7 @@ import (
 
 	"settle/desired"
 	"settle/reconcilers"
+	"settle/reconcilers/nginx"
 )
 
 // Recorder hears of every action before and after it runs; the journal is
@@ -29,6 +30,8 @@ type Outcome struct {
 	Took     time.Duration `json:"took_ns"`
 	// Notes are what the actions learned (see reconcilers.Note).
 	Notes map[string]any `json:"notes,omitempty"`
+	// Undone: nginx took the switch, it did not serve, and it was put back.
+	Undone bool `json:"undone,omitempty"`
 }
 
 // Result of one apply: the plan run, each resource's outcome, and the plan
@@ -104,6 +107,7 @@ func execute(ctx context.Context, p *Plan, opt ApplyOptions, do func(context.Con
 					out.Notes[k] = v
 				}
 				if err != nil {
+					out.Undone = errors.Is(err, nginx.ErrSwitchUndone)
 					out.Err = reconcilers.Redact(err.Error())
 					blocked[r.ID()] = "failed"
 					break
@@ -180,4 +184,14 @@ func listErrors(es []error) string {
 		lines[i] = e.Error()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Undone reports whether res put a switch back (see nginx.ErrSwitchUndone).
+func (res *Result) Undone() bool {
+	for _, o := range res.Outcomes {
+		if o.Undone {
+			return true
+		}
+	}
+	return false
 }

@@ -59,7 +59,7 @@ Exit 0 converged, 1 failed (the error says which resource and why).`, stderr)
 		return exitFail
 	}
 	if ok, why := eng.Analyze(ctx, d, res, nil); !ok {
-		if _, err := eng.Hold(ctx, d, why); err != nil {
+		if _, err := eng.Hold(ctx, d, "failed analysis ("+why+")"); err != nil {
 			fmt.Fprintln(stderr, "settle apply:", reconcilers.Redact(err.Error()))
 		} else {
 			fmt.Fprintln(stderr, "settle apply:", reconcilers.Redact(eng.Status().Message))

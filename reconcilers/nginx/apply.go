@@ -3,6 +3,7 @@ package nginx
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,6 +14,11 @@ import (
 
 // VerifyTimeout bounds how long a reload may take to show.
 const VerifyTimeout = 10 * time.Second
+
+// ErrSwitchUndone marks a switch nginx took but that did not serve from the
+// new color, and that was put back: retrying it would only cut traffic off
+// again, so the agent holds the generation instead.
+var ErrSwitchUndone = errors.New("switch undone")
 
 // Apply performs one action of this reconciler's plan.
 func (r *Reconciler) Apply(ctx context.Context, a reconcilers.Action) error {
@@ -148,7 +154,7 @@ func (r *Reconciler) undo(cause error) error {
 	if err != nil {
 		return fmt.Errorf("%w; the previous upstream file is back but reloading it failed: %v", cause, err)
 	}
-	return fmt.Errorf("%w; switched back: the previous upstream file is restored and nginx reloaded", cause)
+	return fmt.Errorf("%w; switched back: the previous upstream file is restored and nginx reloaded (%w)", cause, ErrSwitchUndone)
 }
 
 func (r *Reconciler) readLog(path string) []byte {
