@@ -282,3 +282,41 @@ func TestAgentKeepsLastGoodOnInvalidFile(t *testing.T) {
 		t.Errorf("status does not say the file is invalid:\n%s", st)
 	}
 }
+
+// A green release misconfigured to answer as blue passes its own health
+// check, but through nginx the switch is not proven: it is put back, blue
+// keeps serving, and the agent holds the generation instead of retrying.
+func TestSwitchThatDoesNotServeIsUndoneAndHeld(t *testing.T) {
+	s := sandbox.Start(t)
+	eco := filepath.Join(s.Dir, "releases/green/ecosystem.config.js")
+	b := mustRead(t, eco)
+	if !strings.Contains(b, `"COLOR": "green"`) {
+		t.Fatalf("green's ecosystem file has no COLOR to break:\n%s", b)
+	}
+	if err := os.WriteFile(eco, []byte(strings.Replace(b, `"COLOR": "green"`, `"COLOR": "blue"`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	editDesired(t, s, "inplace", `(?m)^\[agent\]`, "[agent]\nresync = \"1s\"")
+	mustApply(t, s)
+	before := mustRead(t, s.UpstreamFile)
+	ag := startAgent(t, s)
+	ag.waitLog(t, "agent started", 10*time.Second)
+	setActive(t, s, "rename", "green")
+	ag.waitLog(t, `generation held`, 30*time.Second)
+	if up := mustRead(t, s.UpstreamFile); up != before {
+		t.Fatalf("the upstream file was not put back:\n%s", up)
+	}
+	if c := frontColor(s); c != "blue" {
+		t.Fatalf("nginx serves %q, want blue", c)
+	}
+	st := mustRead(t, filepath.Join(s.StateDir, "status.json"))
+	if !strings.Contains(st, `"phase": "held"`) || !strings.Contains(st, "put back") {
+		t.Fatalf("status does not say the generation is held:\n%s", st)
+	}
+	// Not retried: no further write to nginx over several resyncs.
+	writes := strings.Count(ag.logs.String(), "op=write")
+	time.Sleep(4 * time.Second)
+	if n := strings.Count(ag.logs.String(), "op=write"); n != writes {
+		t.Fatalf("the held generation was retried: %d nginx writes, then %d", writes, n)
+	}
+}
