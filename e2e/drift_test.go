@@ -3,7 +3,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -25,20 +24,7 @@ import (
 // drRun runs settle like settleRun, with extra environment (a webhook URL).
 func drRun(t *testing.T, s *sandbox.Sandbox, env []string, args ...string) (int, string, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, settleBin, args...)
-	cmd.Env = append(append(os.Environ(), s.Env()...), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("settle %v: %v", args, err)
-	}
-	return code, stdout.String(), stderr.String()
+	return settleRunEnv(t, s, env, args...)
 }
 
 // drStartAgent is startAgent with extra environment.

@@ -42,10 +42,17 @@ func TestMain(m *testing.M) {
 // exit code, stdout and stderr.
 func settleRun(t *testing.T, s *sandbox.Sandbox, args ...string) (int, string, string) {
 	t.Helper()
+	return settleRunEnv(t, s, nil, args...)
+}
+
+// settleRunEnv is settleRun with extra environment, which wins over the
+// sandbox's (a webhook URL, an emptied PATH).
+func settleRunEnv(t *testing.T, s *sandbox.Sandbox, env []string, args ...string) (int, string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, settleBin, args...)
-	cmd.Env = append(os.Environ(), s.Env()...)
+	cmd.Env = append(append(os.Environ(), s.Env()...), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

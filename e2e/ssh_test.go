@@ -4,7 +4,6 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -59,21 +58,7 @@ func hostSection(d *sandbox.SSHD, knownHosts string, extra ...string) string {
 // so anything that is not sent over SSH fails.
 func settleSSH(t *testing.T, s *sandbox.Sandbox, args ...string) (int, string, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, settleBin, args...)
-	cmd.Env = append(os.Environ(), s.Env()...)
-	cmd.Env = append(cmd.Env, "PATH="+t.TempDir(), "SSH_AUTH_SOCK=", "PM2_HOME=/nonexistent")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("settle %v: %v", args, err)
-	}
-	return code, stdout.String(), stderr.String()
+	return settleRunEnv(t, s, []string{"PATH=" + t.TempDir(), "SSH_AUTH_SOCK=", "PM2_HOME=/nonexistent"}, args...)
 }
 
 func logins(t *testing.T, d *sandbox.SSHD) int {
